@@ -1,0 +1,183 @@
+//! Decoding with symphonia (plus libopus for Opus): file or stream → mono blocks at the
+//! stream's own rate.
+//!
+//! Error policy, following symphonia's: a packet that fails to decode is skipped and counted
+//! (one bad frame must not lose an upload); a demuxer error or a truncated file ends the stream,
+//! keeping what was decoded; an error before any audio is fatal and reported.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::LazyLock;
+
+use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
+use symphonia::core::codecs::registry::CodecRegistry;
+use symphonia::core::errors::Error as SymError;
+use symphonia::core::formats::probe::Hint;
+use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
+use symphonia::core::io::{MediaSource, MediaSourceStream};
+use symphonia::core::meta::MetadataOptions;
+
+use super::{AudioError, AudioSource, Result};
+
+/// Undecodable packets in a row after which the stream is taken as garbage.
+const MAX_CONSECUTIVE_ERRORS: u32 = 64;
+/// Channel counts beyond this are taken as a corrupt header.
+const MAX_CHANNELS: usize = 64;
+
+/// symphonia's codecs plus Opus, registered once.
+static CODECS: LazyLock<CodecRegistry> = LazyLock::new(|| {
+    let mut registry = CodecRegistry::new();
+    symphonia::default::register_enabled_codecs(&mut registry);
+    registry.register_audio_decoder::<symphonia_adapter_libopus::OpusDecoder>();
+    registry
+});
+
+/// A symphonia demuxer and decoder for the first decodable audio track, mixing to mono.
+pub struct SymphoniaSource {
+    format: Box<dyn FormatReader>,
+    decoder: Box<dyn AudioDecoder>,
+    track_id: u32,
+    rate: u32,
+    interleaved: Vec<f32>,
+    mono: Vec<f32>,
+    skipped: u64,
+    decoded_any: bool,
+    ended: bool,
+}
+
+impl SymphoniaSource {
+    /// Opens a file; its extension is used as a hint to the format probe.
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path)?;
+        let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+        Self::from_source(Box::new(file), ext.as_deref())
+    }
+
+    /// Opens any seekable byte source (a file, a buffer in memory) with an optional extension hint.
+    pub fn from_source(source: Box<dyn MediaSource>, ext_hint: Option<&str>) -> Result<Self> {
+        let mss = MediaSourceStream::new(source, Default::default());
+        let mut hint = Hint::new();
+        if let Some(ext) = ext_hint {
+            hint.with_extension(ext);
+        }
+        let format = symphonia::default::get_probe()
+            .probe(&hint, mss, FormatOptions::default(), MetadataOptions::default())
+            .map_err(|e| match e {
+                SymError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    AudioError::Unsupported("too short to recognise".into())
+                }
+                other => AudioError::Unsupported(other.to_string()),
+            })?;
+        let (decoder, track_id, rate) = pick_track(format.as_ref())?;
+        Ok(SymphoniaSource {
+            format,
+            decoder,
+            track_id,
+            rate,
+            interleaved: Vec::new(),
+            mono: Vec::new(),
+            skipped: 0,
+            decoded_any: false,
+            ended: false,
+        })
+    }
+}
+
+/// The first audio track that has a known rate and a decoder.
+fn pick_track(format: &dyn FormatReader) -> Result<(Box<dyn AudioDecoder>, u32, u32)> {
+    let mut saw_audio = false;
+    let mut last_err = None;
+    // The default track first (usually the main audio of a video), then the others.
+    let default_id = format.default_track(TrackType::Audio).map(|t| t.id);
+    let mut tracks: Vec<_> = format.tracks().iter().collect();
+    tracks.sort_by_key(|t| Some(t.id) != default_id);
+    for track in tracks {
+        let Some(params) = track.codec_params.as_ref().and_then(|p| p.audio()) else { continue };
+        saw_audio = true;
+        let Some(rate) = params.sample_rate else {
+            last_err = Some(AudioError::Corrupt("audio track without a sample rate".into()));
+            continue;
+        };
+        if let Some(ch) = &params.channels {
+            if ch.count() > MAX_CHANNELS {
+                last_err = Some(AudioError::Limit(format!("{} channels", ch.count())));
+                continue;
+            }
+        }
+        match CODECS.make_audio_decoder(params, &AudioDecoderOptions::default()) {
+            Ok(dec) => return Ok((dec, track.id, rate)),
+            Err(e) => last_err = Some(AudioError::Unsupported(format!("audio codec: {e}"))),
+        }
+    }
+    if !saw_audio {
+        return Err(AudioError::NoAudioTrack);
+    }
+    Err(last_err.unwrap_or(AudioError::NoAudioTrack))
+}
+
+impl AudioSource for SymphoniaSource {
+    fn sample_rate(&self) -> u32 {
+        self.rate
+    }
+
+    fn skipped_packets(&self) -> u64 {
+        self.skipped
+    }
+
+    fn next_block(&mut self) -> Result<Option<&[f32]>> {
+        let mut consecutive_errors = 0;
+        while !self.ended {
+            let packet = match self.format.next_packet() {
+                Ok(Some(p)) => p,
+                Ok(None) | Err(SymError::ResetRequired) => break,
+                // A truncated or damaged tail: keep what was decoded.
+                Err(_) if self.decoded_any => break,
+                Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return Err(AudioError::Corrupt("truncated before any audio".into()));
+                }
+                Err(e) => return Err(AudioError::Corrupt(e.to_string())),
+            };
+            if packet.track_id != self.track_id {
+                continue;
+            }
+            let buf = match self.decoder.decode(&packet) {
+                Ok(buf) => buf,
+                Err(SymError::DecodeError(_)) | Err(SymError::IoError(_)) => {
+                    self.skipped += 1;
+                    consecutive_errors += 1;
+                    if consecutive_errors > MAX_CONSECUTIVE_ERRORS {
+                        if self.decoded_any {
+                            break;
+                        }
+                        return Err(AudioError::Corrupt("no packet could be decoded".into()));
+                    }
+                    continue;
+                }
+                // Unsupported or fatal errors after audio was decoded: the audio so far is good.
+                Err(_) if self.decoded_any => break,
+                Err(e) => return Err(AudioError::Corrupt(e.to_string())),
+            };
+            consecutive_errors = 0;
+            let spec = buf.spec();
+            if spec.rate() != self.rate {
+                // A mid-stream rate change (chained streams): stop at the boundary.
+                break;
+            }
+            let channels = spec.channels().count().max(1);
+            if channels > MAX_CHANNELS {
+                return Err(AudioError::Limit(format!("{channels} channels")));
+            }
+            if buf.frames() == 0 {
+                continue;
+            }
+            buf.copy_to_vec_interleaved::<f32>(&mut self.interleaved);
+            self.mono.clear();
+            let scale = 1.0 / channels as f32;
+            self.mono.extend(self.interleaved.chunks_exact(channels).map(|f| f.iter().sum::<f32>() * scale));
+            self.decoded_any = true;
+            return Ok(Some(&self.mono));
+        }
+        self.ended = true;
+        Ok(None)
+    }
+}

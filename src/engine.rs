@@ -1,0 +1,226 @@
+//! The pipeline joined up: a file (or any [`AudioSource`]) → landmarks → index or matches.
+//!
+//! This is the API the CLI, the evaluation harness and any embedding program call; it prints
+//! nothing. Indexing and scanning go through the same functions everywhere, so what the harness
+//! measures is what users run.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use sha2::{Digest, Sha256};
+
+use crate::audio::{self, AudioError, AudioSource, SymphoniaSource};
+use crate::fingerprint::{FingerprintParams, Fingerprinter, Landmark, Side};
+use crate::index::{IndexError, Store, TrackId};
+use crate::matching::{self, MatchParams};
+
+/// Errors of the engine, each naming the file it concerns.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The input could not be decoded.
+    #[error("{path}: {source}")]
+    Audio {
+        /// The input.
+        path: String,
+        /// Why.
+        source: AudioError,
+    },
+    /// The input could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        /// The input.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The index failed.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+}
+
+/// Result alias of the engine.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// The fingerprint of one decoded input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fingerprint {
+    /// Landmarks, in anchor order.
+    pub landmarks: Vec<Landmark>,
+    /// Frames analysed.
+    pub frames: u32,
+    /// Decoded duration in seconds.
+    pub duration_s: f64,
+    /// Packets skipped as undecodable.
+    pub skipped_packets: u64,
+}
+
+/// Decodes and fingerprints a source as a stream.
+pub fn fingerprint_source(source: &mut dyn AudioSource, params: &FingerprintParams, side: Side) -> std::result::Result<Fingerprint, AudioError> {
+    let mut fp = Fingerprinter::new(params, side);
+    let mut landmarks = Vec::new();
+    let info = audio::stream_mono(source, params.sample_rate, |block| fp.push(block, &mut landmarks))?;
+    let frames = fp.finish(&mut landmarks);
+    Ok(Fingerprint { landmarks, frames, duration_s: info.duration_s, skipped_packets: info.skipped_packets })
+}
+
+/// Decodes and fingerprints a file.
+pub fn fingerprint_file(path: &Path, params: &FingerprintParams, side: Side) -> Result<Fingerprint> {
+    let err = |source| Error::Audio { path: path.display().to_string(), source };
+    let mut src = SymphoniaSource::open(path).map_err(err)?;
+    fingerprint_source(&mut src, params, side).map_err(err)
+}
+
+/// SHA-256 of a file's bytes, lowercase hex (read in blocks: memory stays flat).
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let err = |source| Error::Io { path: path.display().to_string(), source };
+    let mut f = std::fs::File::open(path).map_err(err)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf).map_err(err)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A match in seconds, with the reference it names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    /// Reference id.
+    pub ref_id: TrackId,
+    /// Reference title.
+    pub title: String,
+    /// Reference path as indexed.
+    pub ref_path: String,
+    /// Start and end in the upload (s).
+    pub query_start_s: f64,
+    /// End in the upload (s).
+    pub query_end_s: f64,
+    /// Start in the reference (s).
+    pub ref_start_s: f64,
+    /// End in the reference (s).
+    pub ref_end_s: f64,
+    /// Reference seconds per upload second.
+    pub speed: f64,
+    /// Aligned hits.
+    pub score: u32,
+    /// Probability that the alignment is not chance.
+    pub confidence: f64,
+}
+
+/// Scans fingerprints against a store; caches what it learns of references.
+pub struct Scanner<'a> {
+    store: &'a dyn Store,
+    params: FingerprintParams,
+    match_params: MatchParams,
+    refs: Mutex<HashMap<TrackId, (String, String, u32)>>,
+}
+
+impl<'a> Scanner<'a> {
+    /// A scanner over `store`.
+    pub fn new(store: &'a dyn Store, params: &FingerprintParams, match_params: &MatchParams) -> Self {
+        Scanner { store, params: params.clone(), match_params: match_params.clone(), refs: Mutex::new(HashMap::new()) }
+    }
+
+    /// Matches of one fingerprinted upload, ordered by where they start in it.
+    pub fn scan(&self, fp: &Fingerprint) -> Result<Vec<Found>> {
+        let frame_s = self.params.frame_seconds();
+        // Reference lengths are needed for the confidence; fetch each once.
+        let mut missing = Vec::new();
+        let ref_frames = |id: TrackId| -> u32 {
+            if let Ok(cache) = self.refs.lock() {
+                if let Some(r) = cache.get(&id) {
+                    return r.2;
+                }
+            }
+            match self.store.track(id) {
+                Ok(Some(t)) => {
+                    let frames = (t.duration_s / frame_s) as u32;
+                    if let Ok(mut cache) = self.refs.lock() {
+                        cache.insert(id, (t.title, t.path, frames));
+                    }
+                    frames
+                }
+                // A track removed mid-scan: an average length keeps the estimate sane.
+                _ => (240.0 / frame_s) as u32,
+            }
+        };
+        let matches = matching::find_matches(self.store, &fp.landmarks, fp.frames, &ref_frames, &self.match_params)?;
+        let cache = self.refs.lock().map(|c| c.clone()).unwrap_or_default();
+        let mut out = Vec::with_capacity(matches.len());
+        for m in matches {
+            let (title, ref_path) = match cache.get(&m.track) {
+                Some((t, p, _)) => (t.clone(), p.clone()),
+                None => {
+                    missing.push(m.track);
+                    continue;
+                }
+            };
+            // The window of the last hit's anchor reaches one FFT past its start.
+            let q0 = m.query_frames.0 as f64 * frame_s;
+            let q1 = ((m.query_frames.1 as f64 * frame_s) + self.params.fft_size as f64 / self.params.sample_rate as f64).min(fp.duration_s.max(q0));
+            let r0 = (m.query_frames.0 as i64 + m.offset) as f64 * frame_s;
+            out.push(Found {
+                ref_id: m.track,
+                title,
+                ref_path,
+                query_start_s: q0,
+                query_end_s: q1,
+                ref_start_s: r0,
+                ref_end_s: r0 + (q1 - q0) * m.speed,
+                speed: m.speed,
+                score: m.score,
+                confidence: m.confidence,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// File extensions picked up when walking folders (explicit files are always tried).
+pub const MEDIA_EXTENSIONS: &[&str] = &[
+    "mp3", "mp2", "m4a", "m4b", "mp4", "m4v", "mov", "3gp", "aac", "adts", "ogg", "oga", "opus", "flac", "wav", "wave",
+    "aif", "aiff", "aifc", "caf", "mkv", "mka", "webm",
+];
+
+/// Expands files and folders (recursively, sorted, media extensions only) into a list of files.
+pub fn expand_inputs(inputs: &[PathBuf]) -> Vec<std::result::Result<PathBuf, Error>> {
+    let mut out = Vec::new();
+    for p in inputs {
+        if p.is_dir() {
+            walk(p, &mut out);
+        } else {
+            out.push(Ok(p.clone()));
+        }
+    }
+    out
+}
+
+fn walk(dir: &Path, out: &mut Vec<std::result::Result<PathBuf, Error>>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(source) => {
+            out.push(Err(Error::Io { path: dir.display().to_string(), source }));
+            return;
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for p in paths {
+        if p.is_dir() {
+            walk(&p, out);
+        } else if p
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| MEDIA_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+        {
+            out.push(Ok(p));
+        }
+    }
+}

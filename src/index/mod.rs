@@ -1,0 +1,134 @@
+//! The fingerprint index: reference tracks with their metadata, and every landmark hash with the
+//! track and frame it came from.
+//!
+//! [`Store`] is the seam; [`sqlite::SqliteStore`] the embedded default. A store records the
+//! fingerprint-parameter id it was built with and refuses to open with other parameters, so
+//! hashes made differently are never mixed. This module knows nothing of audio decoding or of how
+//! matches are scored.
+
+pub mod sqlite;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::fingerprint::Landmark;
+
+pub use sqlite::SqliteStore;
+
+/// Row id of a reference track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TrackId(pub i64);
+
+/// Free-form metadata of a track (group, language, source, tags, notes...): text, never interpreted.
+pub type Metadata = BTreeMap<String, String>;
+
+/// A reference track about to be stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTrack {
+    /// Where the audio came from (as given on the command line).
+    pub path: String,
+    /// SHA-256 of the file's bytes, lowercase hex: the identity used to skip re-indexing.
+    pub sha256: String,
+    /// Display title (defaults to the file stem).
+    pub title: String,
+    /// Everything else known about the recording.
+    pub meta: Metadata,
+    /// Decoded duration in seconds.
+    pub duration_s: f64,
+}
+
+/// A stored reference track.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrackInfo {
+    /// Row id.
+    pub id: TrackId,
+    /// Source path as indexed.
+    pub path: String,
+    /// SHA-256 of the original file.
+    pub sha256: String,
+    /// Display title.
+    pub title: String,
+    /// Metadata.
+    pub meta: Metadata,
+    /// Duration in seconds.
+    pub duration_s: f64,
+    /// Number of hashes stored.
+    pub n_hashes: u64,
+    /// When it was indexed (UTC, `YYYY-MM-DD HH:MM:SS`).
+    pub indexed_at: String,
+}
+
+/// Totals of an index.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stats {
+    /// Tracks stored.
+    pub tracks: u64,
+    /// Hashes stored.
+    pub hashes: u64,
+    /// Audio indexed, in hours.
+    pub audio_hours: f64,
+    /// Size of the database file(s) in bytes.
+    pub bytes: u64,
+    /// Fingerprint-parameter id the index was built with.
+    pub params_id: String,
+}
+
+/// Errors of the index.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IndexError {
+    /// The database engine failed.
+    #[error("index database: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// The index was built with other fingerprint parameters.
+    #[error("index {path} was built with fingerprint parameters {stored}, this build uses {current}: re-index, or use a matching build")]
+    ParamsMismatch {
+        /// Index path.
+        path: PathBuf,
+        /// Id stored in the index.
+        stored: String,
+        /// Id of this build.
+        current: String,
+    },
+    /// The index was written by a newer version of nasheed.
+    #[error("index {path} has schema version {found}; this build reads up to {supported}")]
+    NewerSchema {
+        /// Index path.
+        path: PathBuf,
+        /// Schema version found.
+        found: i64,
+        /// Highest version this build knows.
+        supported: i64,
+    },
+    /// No index exists where one was expected.
+    #[error("no index at {0} (build one with `nasheed index`)")]
+    Missing(PathBuf),
+    /// Stored metadata is not valid JSON.
+    #[error("corrupt metadata of track {0}")]
+    CorruptMeta(i64),
+}
+
+/// Result alias of this module.
+pub type Result<T> = std::result::Result<T, IndexError>;
+
+/// A place to keep reference fingerprints and look them up.
+pub trait Store {
+    /// The fingerprint-parameter id this store holds.
+    fn params_id(&self) -> &str;
+    /// Adds a track and its landmarks atomically: afterwards either all of it is visible or none.
+    fn add_track(&mut self, track: &NewTrack, landmarks: &[Landmark]) -> Result<TrackId>;
+    /// The track with this content hash, if indexed.
+    fn find_sha(&self, sha256: &str) -> Result<Option<TrackId>>;
+    /// Calls `hit(hash, track, frame)` for every stored occurrence of each of `hashes`.
+    fn lookup(&self, hashes: &[u32], hit: &mut dyn FnMut(u32, TrackId, u32)) -> Result<()>;
+    /// One track.
+    fn track(&self, id: TrackId) -> Result<Option<TrackInfo>>;
+    /// All tracks, by id.
+    fn tracks(&self) -> Result<Vec<TrackInfo>>;
+    /// Removes a track and its hashes; false if it did not exist.
+    fn remove(&mut self, id: TrackId) -> Result<bool>;
+    /// Totals.
+    fn stats(&self) -> Result<Stats>;
+}

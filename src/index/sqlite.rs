@@ -1,0 +1,296 @@
+//! SQLite store: one file, WAL journal, one transaction per track.
+//!
+//! Design notes:
+//! - `hashes` is a `WITHOUT ROWID` table keyed by (hash, track, t): the key *is* the lookup index,
+//!   so a row costs ~17 bytes and a batch of lookups is one B-tree descent per hash. Rows are
+//!   inserted sorted, which keeps pages dense (~1 M rows/s here).
+//! - Every track is written in its own transaction together with its `tracks` row, so a crash
+//!   loses at most the track in flight, and readers never see a half-written track.
+//! - WAL lets scans run while an indexer writes; a busy timeout absorbs checkpoint contention.
+//! - Schema changes are append-only migrations under `PRAGMA user_version`.
+//! - The fingerprint-parameter id lives in `meta`; opening with other parameters is refused.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+use super::{IndexError, Metadata, NewTrack, Result, Stats, Store, TrackId, TrackInfo};
+use crate::fingerprint::Landmark;
+
+const TRACKS: &str = "tracks";
+const HASHES: &str = "hashes";
+const META: &str = "meta";
+
+/// Hashes per lookup statement (the `IN (...)` list); the last batch is padded to this size so
+/// one prepared statement serves every batch.
+const LOOKUP_BATCH: usize = 256;
+
+/// Migrations, in order; `user_version` = number applied.
+const MIGRATIONS: &[&str] = &[
+    // 1: initial schema.
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+     CREATE TABLE tracks (
+        id INTEGER PRIMARY KEY,
+        path TEXT NOT NULL,
+        sha256 TEXT NOT NULL UNIQUE,
+        title TEXT NOT NULL,
+        meta TEXT NOT NULL DEFAULT '{}',
+        duration_s REAL NOT NULL,
+        n_hashes INTEGER NOT NULL,
+        indexed_at TEXT NOT NULL DEFAULT (datetime('now'))
+     );
+     CREATE TABLE hashes (
+        hash INTEGER NOT NULL,
+        track INTEGER NOT NULL,
+        t INTEGER NOT NULL,
+        PRIMARY KEY (hash, track, t)
+     ) WITHOUT ROWID;",
+];
+
+/// The SQLite implementation of [`Store`].
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+    params_id: String,
+}
+
+impl SqliteStore {
+    /// Opens the index at `path`, creating it if missing. `params_id` is this build's
+    /// fingerprint-parameter id: a new index records it, an existing one must match it.
+    pub fn open(path: &Path, params_id: &str) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        Self::init(conn, path, params_id, true)
+    }
+
+    /// Opens an existing index for reading; fails with [`IndexError::Missing`] if there is none.
+    pub fn open_existing(path: &Path, params_id: &str) -> Result<Self> {
+        if !path.is_file() {
+            return Err(IndexError::Missing(path.to_path_buf()));
+        }
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        Self::init(conn, path, params_id, false)
+    }
+
+    /// An index in memory (tests, packs loaded for one scan).
+    pub fn in_memory(params_id: &str) -> Result<Self> {
+        Self::init(Connection::open_in_memory()?, Path::new(":memory:"), params_id, true)
+    }
+
+    fn init(mut conn: Connection, path: &Path, params_id: &str, create: bool) -> Result<Self> {
+        conn.busy_timeout(Duration::from_secs(60))?;
+        // journal_mode returns a row; WAL is not available for in-memory databases (returns "memory").
+        let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;")?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let supported = MIGRATIONS.len() as i64;
+        if version > supported {
+            return Err(IndexError::NewerSchema { path: path.to_path_buf(), found: version, supported });
+        }
+        if version == 0 && !create {
+            return Err(IndexError::Missing(path.to_path_buf()));
+        }
+        if version < supported {
+            let tx = conn.transaction()?;
+            for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+                tx.execute_batch(m)?;
+                tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            }
+            tx.execute(&format!("INSERT OR IGNORE INTO {META} (key, value) VALUES ('params_id', ?1)"), [params_id])?;
+            tx.commit()?;
+        }
+        let stored: Option<String> = conn
+            .query_row(&format!("SELECT value FROM {META} WHERE key = 'params_id'"), [], |r| r.get(0))
+            .optional()?;
+        match stored {
+            Some(s) if s == params_id => {}
+            Some(s) => {
+                return Err(IndexError::ParamsMismatch { path: path.to_path_buf(), stored: s, current: params_id.to_string() })
+            }
+            None => {
+                conn.execute(&format!("INSERT INTO {META} (key, value) VALUES ('params_id', ?1)"), [params_id])?;
+            }
+        }
+        Ok(SqliteStore { conn, path: path.to_path_buf(), params_id: params_id.to_string() })
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn row_to_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<(TrackInfo, String)> {
+        Ok((
+            TrackInfo {
+                id: TrackId(r.get(0)?),
+                path: r.get(1)?,
+                sha256: r.get(2)?,
+                title: r.get(3)?,
+                meta: Metadata::new(),
+                duration_s: r.get(5)?,
+                n_hashes: r.get::<_, i64>(6)? as u64,
+                indexed_at: r.get(7)?,
+            },
+            r.get(4)?,
+        ))
+    }
+
+    fn finish_info((mut info, meta): (TrackInfo, String)) -> Result<TrackInfo> {
+        info.meta = serde_json::from_str(&meta).map_err(|_| IndexError::CorruptMeta(info.id.0))?;
+        Ok(info)
+    }
+}
+
+const TRACK_COLUMNS: &str = "id, path, sha256, title, meta, duration_s, n_hashes, indexed_at";
+
+impl Store for SqliteStore {
+    fn params_id(&self) -> &str {
+        &self.params_id
+    }
+
+    fn add_track(&mut self, track: &NewTrack, landmarks: &[Landmark]) -> Result<TrackId> {
+        let mut rows: Vec<(u32, u32)> = landmarks.iter().map(|l| (l.hash, l.frame)).collect();
+        rows.sort_unstable();
+        rows.dedup();
+        let meta = serde_json::to_string(&track.meta).unwrap_or_else(|_| "{}".into());
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            &format!("INSERT INTO {TRACKS} (path, sha256, title, meta, duration_s, n_hashes) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+            params![track.path, track.sha256, track.title, meta, track.duration_s, rows.len() as i64],
+        )?;
+        let id = tx.last_insert_rowid();
+        {
+            let mut ins = tx.prepare_cached(&format!("INSERT OR IGNORE INTO {HASHES} (hash, track, t) VALUES (?1, ?2, ?3)"))?;
+            for (h, t) in &rows {
+                ins.execute(params![h, id, t])?;
+            }
+        }
+        tx.commit()?;
+        Ok(TrackId(id))
+    }
+
+    fn find_sha(&self, sha256: &str) -> Result<Option<TrackId>> {
+        let mut st = self.conn.prepare_cached(&format!("SELECT id FROM {TRACKS} WHERE sha256 = ?1"))?;
+        Ok(st.query_row([sha256], |r| r.get(0)).optional()?.map(TrackId))
+    }
+
+    fn lookup(&self, hashes: &[u32], hit: &mut dyn FnMut(u32, TrackId, u32)) -> Result<()> {
+        if hashes.is_empty() {
+            return Ok(());
+        }
+        let marks = vec!["?"; LOOKUP_BATCH].join(",");
+        let sql = format!("SELECT hash, track, t FROM {HASHES} WHERE hash IN ({marks})");
+        // One read transaction for all batches: a consistent snapshot even while a writer commits.
+        let tx = self.conn.unchecked_transaction()?;
+        {
+            let mut st = tx.prepare_cached(&sql)?;
+            let mut batch = [0u32; LOOKUP_BATCH];
+            for chunk in hashes.chunks(LOOKUP_BATCH) {
+                batch[..chunk.len()].copy_from_slice(chunk);
+                // Pad with a repeat: IN-lists ignore duplicates.
+                let last = chunk[chunk.len() - 1];
+                batch[chunk.len()..].fill(last);
+                let mut rows = st.query(rusqlite::params_from_iter(batch.iter()))?;
+                while let Some(r) = rows.next()? {
+                    hit(r.get(0)?, TrackId(r.get(1)?), r.get(2)?);
+                }
+            }
+        }
+        tx.finish()?;
+        Ok(())
+    }
+
+    fn track(&self, id: TrackId) -> Result<Option<TrackInfo>> {
+        let mut st = self.conn.prepare_cached(&format!("SELECT {TRACK_COLUMNS} FROM {TRACKS} WHERE id = ?1"))?;
+        st.query_row([id.0], Self::row_to_info).optional()?.map(Self::finish_info).transpose()
+    }
+
+    fn tracks(&self) -> Result<Vec<TrackInfo>> {
+        let mut st = self.conn.prepare_cached(&format!("SELECT {TRACK_COLUMNS} FROM {TRACKS} ORDER BY id"))?;
+        let rows = st.query_map([], Self::row_to_info)?;
+        rows.map(|r| Self::finish_info(r?)).collect()
+    }
+
+    fn remove(&mut self, id: TrackId) -> Result<bool> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(&format!("DELETE FROM {TRACKS} WHERE id = ?1"), [id.0])?;
+        tx.execute(&format!("DELETE FROM {HASHES} WHERE track = ?1"), [id.0])?;
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
+    fn stats(&self) -> Result<Stats> {
+        let (tracks, hashes, seconds): (i64, i64, f64) = self.conn.query_row(
+            &format!("SELECT COUNT(*), COALESCE(SUM(n_hashes), 0), COALESCE(SUM(duration_s), 0) FROM {TRACKS}"),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let pages: i64 = self.conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        let page_size: i64 = self.conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        Ok(Stats {
+            tracks: tracks as u64,
+            hashes: hashes as u64,
+            audio_hours: seconds / 3600.0,
+            bytes: (pages * page_size) as u64,
+            params_id: self.params_id.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn track(sha: &str) -> NewTrack {
+        NewTrack { path: format!("{sha}.wav"), sha256: sha.into(), title: sha.into(), meta: Metadata::new(), duration_s: 10.0 }
+    }
+
+    #[test]
+    fn add_lookup_remove() {
+        let mut s = SqliteStore::in_memory("p").unwrap();
+        let a = s.add_track(&track("a"), &[Landmark { hash: 7, frame: 3 }, Landmark { hash: 9, frame: 4 }]).unwrap();
+        let b = s.add_track(&track("b"), &[Landmark { hash: 7, frame: 10 }]).unwrap();
+        let mut hits = Vec::new();
+        s.lookup(&[7, 8], &mut |h, t, f| hits.push((h, t, f))).unwrap();
+        hits.sort();
+        assert_eq!(hits, vec![(7, a, 3), (7, b, 10)]);
+        assert_eq!(s.find_sha("b").unwrap(), Some(b));
+        assert!(s.remove(a).unwrap());
+        let mut hits = Vec::new();
+        s.lookup(&[7, 9], &mut |h, t, f| hits.push((h, t, f))).unwrap();
+        assert_eq!(hits, vec![(7, b, 10)]);
+        assert_eq!(s.stats().unwrap().tracks, 1);
+    }
+
+    #[test]
+    fn lookups_over_many_batches() {
+        let mut s = SqliteStore::in_memory("p").unwrap();
+        let marks: Vec<_> = (0..1000).map(|i| Landmark { hash: i * 3, frame: i }).collect();
+        s.add_track(&track("a"), &marks).unwrap();
+        let query: Vec<u32> = (0..3000).collect();
+        let mut n = 0;
+        s.lookup(&query, &mut |h, _, f| {
+            assert_eq!(h, f * 3);
+            n += 1
+        })
+        .unwrap();
+        assert_eq!(n, 1000);
+    }
+
+    #[test]
+    fn refuses_other_params_and_reopens_with_same() {
+        let dir = std::env::temp_dir().join(format!("nasheed-sqlite-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("x.db");
+        let _ = std::fs::remove_file(&path);
+        SqliteStore::open(&path, "one").unwrap();
+        // Migrating twice is a no-op.
+        SqliteStore::open(&path, "one").unwrap();
+        match SqliteStore::open(&path, "two") {
+            Err(IndexError::ParamsMismatch { stored, .. }) => assert_eq!(stored, "one"),
+            other => panic!("expected a mismatch, got {:?}", other.map(|_| ())),
+        }
+        assert!(matches!(SqliteStore::open_existing(&dir.join("none.db"), "one"), Err(IndexError::Missing(_))));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
