@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use sha2::{Digest, Sha256};
 
 use crate::audio::{self, AudioError, AudioSource, SymphoniaSource};
-use crate::fingerprint::{FingerprintParams, Fingerprinter, Landmark, Side};
+use crate::fingerprint::{FingerprintParams, Fingerprinter, Prints, Side};
 use crate::index::{IndexError, Store, TrackId};
 use crate::matching::{self, MatchParams};
 
@@ -47,8 +47,8 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// The fingerprint of one decoded input.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fingerprint {
-    /// Landmarks, in anchor order.
-    pub landmarks: Vec<Landmark>,
+    /// Landmarks and peaks.
+    pub prints: Prints,
     /// Frames analysed.
     pub frames: u32,
     /// Decoded duration in seconds.
@@ -58,24 +58,45 @@ pub struct Fingerprint {
 }
 
 /// Decodes and fingerprints a source as a stream.
-pub fn fingerprint_source(source: &mut dyn AudioSource, params: &FingerprintParams, side: Side) -> std::result::Result<Fingerprint, AudioError> {
+pub fn fingerprint_source(
+    source: &mut dyn AudioSource,
+    params: &FingerprintParams,
+    side: Side,
+) -> std::result::Result<Fingerprint, AudioError> {
     let mut fp = Fingerprinter::new(params, side);
-    let mut landmarks = Vec::new();
-    let info = audio::stream_mono(source, params.sample_rate, |block| fp.push(block, &mut landmarks))?;
-    let frames = fp.finish(&mut landmarks);
-    Ok(Fingerprint { landmarks, frames, duration_s: info.duration_s, skipped_packets: info.skipped_packets })
+    let mut prints = Prints::default();
+    let info = audio::stream_mono(source, params.sample_rate, |block| {
+        fp.push(block, &mut prints)
+    })?;
+    let frames = fp.finish(&mut prints);
+    Ok(Fingerprint {
+        prints,
+        frames,
+        duration_s: info.duration_s,
+        skipped_packets: info.skipped_packets,
+    })
 }
 
 /// Decodes and fingerprints a file.
-pub fn fingerprint_file(path: &Path, params: &FingerprintParams, side: Side) -> Result<Fingerprint> {
-    let err = |source| Error::Audio { path: path.display().to_string(), source };
+pub fn fingerprint_file(
+    path: &Path,
+    params: &FingerprintParams,
+    side: Side,
+) -> Result<Fingerprint> {
+    let err = |source| Error::Audio {
+        path: path.display().to_string(),
+        source,
+    };
     let mut src = SymphoniaSource::open(path).map_err(err)?;
     fingerprint_source(&mut src, params, side).map_err(err)
 }
 
 /// SHA-256 of a file's bytes, lowercase hex (read in blocks: memory stays flat).
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let err = |source| Error::Io { path: path.display().to_string(), source };
+    let err = |source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    };
     let mut f = std::fs::File::open(path).map_err(err)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
@@ -124,8 +145,17 @@ pub struct Scanner<'a> {
 
 impl<'a> Scanner<'a> {
     /// A scanner over `store`.
-    pub fn new(store: &'a dyn Store, params: &FingerprintParams, match_params: &MatchParams) -> Self {
-        Scanner { store, params: params.clone(), match_params: match_params.clone(), refs: Mutex::new(HashMap::new()) }
+    pub fn new(
+        store: &'a dyn Store,
+        params: &FingerprintParams,
+        match_params: &MatchParams,
+    ) -> Self {
+        Scanner {
+            store,
+            params: params.clone(),
+            match_params: match_params.clone(),
+            refs: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Matches of one fingerprinted upload, ordered by where they start in it.
@@ -151,7 +181,13 @@ impl<'a> Scanner<'a> {
                 _ => (240.0 / frame_s) as u32,
             }
         };
-        let matches = matching::find_matches(self.store, &fp.landmarks, fp.frames, &ref_frames, &self.match_params)?;
+        let matches = matching::find_matches(
+            self.store,
+            &fp.prints,
+            fp.frames,
+            &ref_frames,
+            &self.match_params,
+        )?;
         let cache = self.refs.lock().map(|c| c.clone()).unwrap_or_default();
         let mut out = Vec::with_capacity(matches.len());
         for m in matches {
@@ -164,7 +200,9 @@ impl<'a> Scanner<'a> {
             };
             // The window of the last hit's anchor reaches one FFT past its start.
             let q0 = m.query_frames.0 as f64 * frame_s;
-            let q1 = ((m.query_frames.1 as f64 * frame_s) + self.params.fft_size as f64 / self.params.sample_rate as f64).min(fp.duration_s.max(q0));
+            let q1 = ((m.query_frames.1 as f64 * frame_s)
+                + self.params.fft_size as f64 / self.params.sample_rate as f64)
+                .min(fp.duration_s.max(q0));
             let r0 = (m.query_frames.0 as i64 + m.offset) as f64 * frame_s;
             out.push(Found {
                 ref_id: m.track,
@@ -185,8 +223,8 @@ impl<'a> Scanner<'a> {
 
 /// File extensions picked up when walking folders (explicit files are always tried).
 pub const MEDIA_EXTENSIONS: &[&str] = &[
-    "mp3", "mp2", "m4a", "m4b", "mp4", "m4v", "mov", "3gp", "aac", "adts", "ogg", "oga", "opus", "flac", "wav", "wave",
-    "aif", "aiff", "aifc", "caf", "mkv", "mka", "webm",
+    "mp3", "mp2", "m4a", "m4b", "mp4", "m4v", "mov", "3gp", "aac", "adts", "ogg", "oga", "opus",
+    "flac", "wav", "wave", "aif", "aiff", "aifc", "caf", "mkv", "mka", "webm",
 ];
 
 /// Expands files and folders (recursively, sorted, media extensions only) into a list of files.
@@ -206,7 +244,10 @@ fn walk(dir: &Path, out: &mut Vec<std::result::Result<PathBuf, Error>>) {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(source) => {
-            out.push(Err(Error::Io { path: dir.display().to_string(), source }));
+            out.push(Err(Error::Io {
+                path: dir.display().to_string(),
+                source,
+            }));
             return;
         }
     };
@@ -223,4 +264,178 @@ fn walk(dir: &Path, out: &mut Vec<std::result::Result<PathBuf, Error>>) {
             out.push(Ok(p));
         }
     }
+}
+
+/// One file to index, with what is known of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexJob {
+    /// The file.
+    pub path: PathBuf,
+    /// Title (defaults to the file stem).
+    pub title: Option<String>,
+    /// Metadata stored with the track.
+    pub meta: crate::index::Metadata,
+}
+
+/// What happened to one file during [`index_files`].
+#[derive(Debug)]
+pub enum IndexEvent<'a> {
+    /// Fingerprinted and stored.
+    Indexed {
+        /// The file.
+        path: &'a Path,
+        /// Its new id.
+        id: TrackId,
+        /// Decoded seconds.
+        duration_s: f64,
+        /// Hashes stored.
+        hashes: usize,
+    },
+    /// Already in the index (same SHA-256).
+    Skipped {
+        /// The file.
+        path: &'a Path,
+        /// The track that has the same content.
+        existing: TrackId,
+    },
+    /// Could not be read or decoded; the run goes on.
+    Failed {
+        /// The file.
+        path: &'a Path,
+        /// Why (names the file).
+        error: &'a Error,
+    },
+}
+
+/// Totals of an [`index_files`] run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IndexSummary {
+    /// Files stored.
+    pub indexed: usize,
+    /// Files already present.
+    pub skipped: usize,
+    /// Files that failed.
+    pub failed: usize,
+    /// Seconds of audio decoded and stored.
+    pub audio_s: f64,
+}
+
+enum Work {
+    Done(Box<(IndexJob, String, Fingerprint)>),
+    Skipped(IndexJob, TrackId),
+    Failed(IndexJob, Error),
+}
+
+/// Indexes files: decoding and fingerprinting run in parallel (rayon), one writer stores each
+/// track in its own transaction as it arrives. Returns `Err` only when the index itself fails;
+/// per-file failures are reported through `on_event` and counted.
+pub fn index_files(
+    store: &mut dyn Store,
+    jobs: Vec<IndexJob>,
+    params: &FingerprintParams,
+    on_event: &mut dyn FnMut(IndexEvent<'_>),
+) -> Result<IndexSummary> {
+    use rayon::prelude::*;
+    let known: std::collections::HashMap<String, TrackId> = store
+        .tracks()?
+        .into_iter()
+        .map(|t| (t.sha256, t.id))
+        .collect();
+    // A small bound keeps finished fingerprints from piling up if the writer is slower.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Work>(8);
+    let mut summary = IndexSummary::default();
+    let mut store_err = None;
+    std::thread::scope(|s| {
+        let known = &known;
+        s.spawn(move || {
+            jobs.into_par_iter().for_each_with(tx, |tx, job| {
+                let work = match sha256_file(&job.path) {
+                    Err(e) => Work::Failed(job, e),
+                    Ok(sha) => match known.get(&sha) {
+                        Some(&id) => Work::Skipped(job, id),
+                        None => match fingerprint_file(&job.path, params, Side::Reference) {
+                            Ok(fp) => Work::Done(Box::new((job, sha, fp))),
+                            Err(e) => Work::Failed(job, e),
+                        },
+                    },
+                };
+                // The receiver only goes away after a store failure; then the rest is moot.
+                let _ = tx.send(work);
+            });
+        });
+        for work in rx {
+            if store_err.is_some() {
+                continue;
+            }
+            match work {
+                Work::Failed(job, error) => {
+                    summary.failed += 1;
+                    on_event(IndexEvent::Failed {
+                        path: &job.path,
+                        error: &error,
+                    });
+                }
+                Work::Skipped(job, existing) => {
+                    summary.skipped += 1;
+                    on_event(IndexEvent::Skipped {
+                        path: &job.path,
+                        existing,
+                    });
+                }
+                Work::Done(done) => {
+                    let (job, sha, fp) = *done;
+                    match store_track(store, &job, sha, &fp) {
+                        Ok((id, true)) => {
+                            summary.indexed += 1;
+                            summary.audio_s += fp.duration_s;
+                            on_event(IndexEvent::Indexed {
+                                path: &job.path,
+                                id,
+                                duration_s: fp.duration_s,
+                                hashes: fp.prints.landmarks.len(),
+                            });
+                        }
+                        Ok((existing, false)) => {
+                            summary.skipped += 1;
+                            on_event(IndexEvent::Skipped {
+                                path: &job.path,
+                                existing,
+                            });
+                        }
+                        Err(e) => store_err = Some(e),
+                    }
+                }
+            }
+        }
+    });
+    match store_err {
+        Some(e) => Err(e),
+        None => Ok(summary),
+    }
+}
+
+/// Stores one fingerprinted file unless its content is already there (a duplicate within the run).
+fn store_track(
+    store: &mut dyn Store,
+    job: &IndexJob,
+    sha: String,
+    fp: &Fingerprint,
+) -> Result<(TrackId, bool)> {
+    if let Some(id) = store.find_sha(&sha)? {
+        return Ok((id, false));
+    }
+    let title = job.title.clone().unwrap_or_else(|| {
+        job.path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    let track = crate::index::NewTrack {
+        path: job.path.display().to_string(),
+        sha256: sha,
+        title,
+        meta: job.meta.clone(),
+        duration_s: fp.duration_s,
+    };
+    Ok((store.add_track(&track, &fp.prints)?, true))
 }

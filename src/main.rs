@@ -1,1 +1,18 @@
-fn main() {}
+//! `nasheed`: parse arguments, run the command, map the outcome to the exit code of the contract.
+
+mod cli;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let args = cli::args::Args::parse();
+    match cli::run(args) {
+        Ok(cli::Outcome::Success) => std::process::ExitCode::from(0),
+        Ok(cli::Outcome::Matched) => std::process::ExitCode::from(1),
+        Ok(cli::Outcome::Failed) => std::process::ExitCode::from(2),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}

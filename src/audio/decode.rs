@@ -49,7 +49,10 @@ impl SymphoniaSource {
     /// Opens a file; its extension is used as a hint to the format probe.
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path)?;
-        let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
         Self::from_source(Box::new(file), ext.as_deref())
     }
 
@@ -61,7 +64,12 @@ impl SymphoniaSource {
             hint.with_extension(ext);
         }
         let format = symphonia::default::get_probe()
-            .probe(&hint, mss, FormatOptions::default(), MetadataOptions::default())
+            .probe(
+                &hint,
+                mss,
+                FormatOptions::default(),
+                MetadataOptions::default(),
+            )
             .map_err(|e| match e {
                 SymError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
                     AudioError::Unsupported("too short to recognise".into())
@@ -92,10 +100,14 @@ fn pick_track(format: &dyn FormatReader) -> Result<(Box<dyn AudioDecoder>, u32, 
     let mut tracks: Vec<_> = format.tracks().iter().collect();
     tracks.sort_by_key(|t| Some(t.id) != default_id);
     for track in tracks {
-        let Some(params) = track.codec_params.as_ref().and_then(|p| p.audio()) else { continue };
+        let Some(params) = track.codec_params.as_ref().and_then(|p| p.audio()) else {
+            continue;
+        };
         saw_audio = true;
         let Some(rate) = params.sample_rate else {
-            last_err = Some(AudioError::Corrupt("audio track without a sample rate".into()));
+            last_err = Some(AudioError::Corrupt(
+                "audio track without a sample rate".into(),
+            ));
             continue;
         };
         if let Some(ch) = &params.channels {
@@ -173,7 +185,11 @@ impl AudioSource for SymphoniaSource {
             buf.copy_to_vec_interleaved::<f32>(&mut self.interleaved);
             self.mono.clear();
             let scale = 1.0 / channels as f32;
-            self.mono.extend(self.interleaved.chunks_exact(channels).map(|f| f.iter().sum::<f32>() * scale));
+            self.mono.extend(
+                self.interleaved
+                    .chunks_exact(channels)
+                    .map(|f| f.iter().sum::<f32>() * scale),
+            );
             self.decoded_any = true;
             return Ok(Some(&self.mono));
         }

@@ -74,7 +74,11 @@ pub struct StreamInfo {
 }
 
 /// Decodes `source` to the end, handing `sink` mono blocks at `rate` Hz as they come.
-pub fn stream_mono(source: &mut dyn AudioSource, rate: u32, mut sink: impl FnMut(&[f32])) -> Result<StreamInfo> {
+pub fn stream_mono(
+    source: &mut dyn AudioSource,
+    rate: u32,
+    mut sink: impl FnMut(&[f32]),
+) -> Result<StreamInfo> {
     let mut resampler = Resampler::new(source.sample_rate(), rate)?;
     let mut produced = 0u64;
     let mut out = Vec::new();
@@ -95,7 +99,10 @@ pub fn stream_mono(source: &mut dyn AudioSource, rate: u32, mut sink: impl FnMut
     if produced == 0 {
         return Err(AudioError::Empty);
     }
-    Ok(StreamInfo { duration_s: produced as f64 / rate as f64, skipped_packets: source.skipped_packets() })
+    Ok(StreamInfo {
+        duration_s: produced as f64 / rate as f64,
+        skipped_packets: source.skipped_packets(),
+    })
 }
 
 /// A source over samples already in memory (tests, benchmarks, generated audio).
@@ -109,7 +116,12 @@ pub struct MemorySource {
 impl MemorySource {
     /// Serves `samples` at `rate` Hz in blocks of 4096.
     pub fn new(samples: Vec<f32>, rate: u32) -> Self {
-        MemorySource { samples, rate, pos: 0, block: 4096 }
+        MemorySource {
+            samples,
+            rate,
+            pos: 0,
+            block: 4096,
+        }
     }
 }
 

@@ -37,8 +37,14 @@ impl Resampler {
         let inner = if rate_in == rate_out {
             None
         } else {
-            let fft = Fft::<f32>::new(rate_in as usize, rate_out as usize, 2048, 1, FixedSync::Input)
-                .map_err(|e| AudioError::Limit(format!("resampler {rate_in}→{rate_out} Hz: {e}")))?;
+            let fft = Fft::<f32>::new(
+                rate_in as usize,
+                rate_out as usize,
+                2048,
+                1,
+                FixedSync::Input,
+            )
+            .map_err(|e| AudioError::Limit(format!("resampler {rate_in}→{rate_out} Hz: {e}")))?;
             Some(fft)
         };
         let delay_left = inner.as_ref().map_or(0, |f| f.output_delay());
@@ -97,18 +103,32 @@ impl Resampler {
         Ok(())
     }
 
-    fn run_chunk(&mut self, start: usize, partial: Option<usize>, out: &mut Vec<f32>) -> Result<()> {
-        let Some(fft) = self.inner.as_mut() else { return Ok(()) };
+    fn run_chunk(
+        &mut self,
+        start: usize,
+        partial: Option<usize>,
+        out: &mut Vec<f32>,
+    ) -> Result<()> {
+        let Some(fft) = self.inner.as_mut() else {
+            return Ok(());
+        };
         let need = fft.input_frames_next();
         if self.pending.len() < start + need {
             self.pending.resize(start + need, 0.0);
         }
         let err = |e: &dyn std::fmt::Display| AudioError::Limit(format!("resampling failed: {e}"));
-        let input = InterleavedSlice::new(&self.pending[start..start + need], 1, need).map_err(|e| err(&e))?;
+        let input = InterleavedSlice::new(&self.pending[start..start + need], 1, need)
+            .map_err(|e| err(&e))?;
         let frames = self.out_buf.len();
-        let mut output = InterleavedSlice::new_mut(&mut self.out_buf, 1, frames).map_err(|e| err(&e))?;
-        let indexing = Indexing { partial_len: partial, ..Default::default() };
-        let (_, produced) = fft.process_into_buffer(&input, &mut output, Some(&indexing)).map_err(|e| err(&e))?;
+        let mut output =
+            InterleavedSlice::new_mut(&mut self.out_buf, 1, frames).map_err(|e| err(&e))?;
+        let indexing = Indexing {
+            partial_len: partial,
+            ..Default::default()
+        };
+        let (_, produced) = fft
+            .process_into_buffer(&input, &mut output, Some(&indexing))
+            .map_err(|e| err(&e))?;
         let skip = self.delay_left.min(produced);
         self.delay_left -= skip;
         out.extend_from_slice(&self.out_buf[skip..produced]);
@@ -122,7 +142,9 @@ mod tests {
     use super::*;
 
     fn sine(freq: f32, rate: u32, n: usize) -> Vec<f32> {
-        (0..n).map(|i| (std::f32::consts::TAU * freq * i as f32 / rate as f32).sin()).collect()
+        (0..n)
+            .map(|i| (std::f32::consts::TAU * freq * i as f32 / rate as f32).sin())
+            .collect()
     }
 
     fn rms(x: &[f32]) -> f32 {
@@ -144,7 +166,11 @@ mod tests {
         let n = 44100 * 2;
         let pass = run(&sine(1000.0, 44100, n), 44100, 1000);
         assert_eq!(pass.len(), 16000);
-        assert!((rms(&pass[2000..14000]) - 0.707).abs() < 0.02, "rms {}", rms(&pass));
+        assert!(
+            (rms(&pass[2000..14000]) - 0.707).abs() < 0.02,
+            "rms {}",
+            rms(&pass)
+        );
         // 6 kHz would alias to 2 kHz without a filter.
         let alias = run(&sine(6000.0, 44100, n), 44100, 777);
         assert!(rms(&alias[2000..14000]) < 0.01, "alias rms {}", rms(&alias));
@@ -156,7 +182,14 @@ mod tests {
         let mut x = vec![0.0; 48000];
         x[24000] = 1.0;
         let y = run(&x, 48000, 4096);
-        let peak = y.iter().enumerate().fold((0, 0.0f32), |m, (i, v)| if v.abs() > m.1 { (i, v.abs()) } else { m }).0;
+        let peak = y
+            .iter()
+            .enumerate()
+            .fold(
+                (0, 0.0f32),
+                |m, (i, v)| if v.abs() > m.1 { (i, v.abs()) } else { m },
+            )
+            .0;
         assert!((peak as i64 - 4000).abs() <= 1, "click at {peak}");
     }
 

@@ -1,7 +1,7 @@
 //! Landmark hashes: pairs of peaks (anchor, target) packed into one `u32`, stamped with the
 //! anchor's frame.
 //!
-//! Layout (21 bits): anchor bin (8) | bin difference + 64 (7) | frame difference (6).
+//! Layout (23 bits): anchor bin (9) | bin difference + 128 (8) | frame difference (6).
 //! The pair's absolute time is not in the hash: the matcher recovers alignment by voting on
 //! `reference frame − query frame` over all hashes found in both.
 
@@ -16,14 +16,18 @@ pub struct Landmark {
     pub frame: u32,
 }
 
-/// Packs an (anchor, target) pair. `dt` in 1..=63, `df` in -63..=63, `bin` < 256.
+/// Packs an (anchor, target) pair. `dt` in 1..=63, `df` in -127..=127, `bin` < 512.
 pub fn pack(bin: u16, df: i32, dt: u32) -> u32 {
-    ((bin as u32 & 0xff) << 13) | (((df + 64) as u32 & 0x7f) << 6) | (dt & 0x3f)
+    ((bin as u32 & 0x1ff) << 14) | (((df + 128) as u32 & 0xff) << 6) | (dt & 0x3f)
 }
 
 /// Inverse of [`pack`]: (anchor bin, bin difference, frame difference).
 pub fn unpack(hash: u32) -> (u16, i32, u32) {
-    (((hash >> 13) & 0xff) as u16, ((hash >> 6) & 0x7f) as i32 - 64, hash & 0x3f)
+    (
+        ((hash >> 14) & 0x1ff) as u16,
+        ((hash >> 6) & 0xff) as i32 - 128,
+        hash & 0x3f,
+    )
 }
 
 /// Pairs each anchor whose frame is in `anchors` with up to `fan_out` later peaks, nearest in
@@ -37,7 +41,7 @@ pub fn pair_peaks(
     out: &mut Vec<Landmark>,
 ) {
     let max_dt = max_dt.min(63);
-    let max_df = max_df.min(63) as i32;
+    let max_df = max_df.min(127) as i32;
     for (i, a) in peaks.iter().enumerate() {
         if !anchors.contains(&a.frame) {
             continue;
@@ -52,7 +56,10 @@ pub fn pair_peaks(
             if dt == 0 || df.abs() > max_df {
                 continue;
             }
-            out.push(Landmark { hash: pack(a.bin, df, dt), frame: a.frame });
+            out.push(Landmark {
+                hash: pack(a.bin, df, dt),
+                frame: a.frame,
+            });
             taken += 1;
         }
     }
@@ -64,23 +71,49 @@ mod tests {
 
     #[test]
     fn pack_round_trips() {
-        for &(b, df, dt) in &[(0u16, -63, 1u32), (255, 63, 63), (100, 0, 17), (7, -1, 2)] {
+        for &(b, df, dt) in &[(0u16, -127, 1u32), (511, 127, 63), (100, 0, 17), (7, -1, 2)] {
             assert_eq!(unpack(pack(b, df, dt)), (b, df, dt));
         }
     }
 
     #[test]
     fn pairs_respect_zone_and_fan_out() {
-        let p = |frame, bin| Peak { frame, bin, salience: 1.0 };
-        let peaks = vec![p(0, 50), p(0, 60), p(3, 55), p(5, 200), p(10, 52), p(80, 50)];
+        let p = |frame, bin| Peak {
+            frame,
+            bin,
+            salience: 1.0,
+        };
+        let peaks = vec![
+            p(0, 50),
+            p(0, 60),
+            p(3, 55),
+            p(5, 200),
+            p(10, 52),
+            p(80, 50),
+        ];
         let mut out = Vec::new();
         pair_peaks(&peaks, 0..1, 63, 63, 2, &mut out);
         // Same-frame peaks are skipped, (5,200) is too far in frequency, (80,50) too late.
-        assert_eq!(out, vec![
-            Landmark { hash: pack(50, 5, 3), frame: 0 },
-            Landmark { hash: pack(50, 2, 10), frame: 0 },
-            Landmark { hash: pack(60, -5, 3), frame: 0 },
-            Landmark { hash: pack(60, -8, 10), frame: 0 },
-        ]);
+        assert_eq!(
+            out,
+            vec![
+                Landmark {
+                    hash: pack(50, 5, 3),
+                    frame: 0
+                },
+                Landmark {
+                    hash: pack(50, 2, 10),
+                    frame: 0
+                },
+                Landmark {
+                    hash: pack(60, -5, 3),
+                    frame: 0
+                },
+                Landmark {
+                    hash: pack(60, -8, 10),
+                    frame: 0
+                },
+            ]
+        );
     }
 }

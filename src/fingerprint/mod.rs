@@ -30,6 +30,16 @@ pub enum Side {
     Query,
 }
 
+/// What the fingerprinter produces: landmark hashes (looked up in the index) and the selected
+/// peaks they were made from (kept per reference to verify candidate alignments).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Prints {
+    /// Landmarks in anchor order.
+    pub landmarks: Vec<Landmark>,
+    /// Selected peaks sorted by (frame, bin).
+    pub peaks: Vec<Peak>,
+}
+
 /// Streaming fingerprinter: push samples, collect landmarks. Memory is bounded by one chunk plus
 /// its context, whatever the input length.
 pub struct Fingerprinter {
@@ -62,8 +72,8 @@ impl Fingerprinter {
         }
     }
 
-    /// Feeds samples; appends the landmarks that are now final to `out`.
-    pub fn push(&mut self, samples: &[f32], out: &mut Vec<Landmark>) {
+    /// Feeds samples; appends the landmarks and peaks that are now final to `out`.
+    pub fn push(&mut self, samples: &[f32], out: &mut Prints) {
         let before = self.frames.len();
         self.spec.push(samples, &mut self.frames);
         self.total_frames += (self.frames.len() - before) as u32;
@@ -74,8 +84,8 @@ impl Fingerprinter {
         }
     }
 
-    /// Ends the stream; appends the remaining landmarks. Returns the number of frames seen.
-    pub fn finish(mut self, out: &mut Vec<Landmark>) -> u32 {
+    /// Ends the stream; appends the remaining landmarks and peaks. Returns the number of frames seen.
+    pub fn finish(mut self, out: &mut Prints) -> u32 {
         let end = self.total_frames;
         if self.done < end {
             self.emit(end, out);
@@ -84,11 +94,21 @@ impl Fingerprinter {
     }
 
     /// Emits anchors in `done..end` and drops frames no longer needed as context.
-    fn emit(&mut self, end: u32, out: &mut Vec<Landmark>) {
+    fn emit(&mut self, end: u32, out: &mut Prints) {
         let p = &self.params;
         let cands = peaks::candidate_peaks(&self.frames, self.base, p);
         let kept = peaks::select_peaks(&cands, p.rank_window, self.density.peaks_per_window);
-        hash::pair_peaks(&kept, self.done..end, p.max_dt, p.max_df, self.density.fan_out, out);
+        hash::pair_peaks(
+            &kept,
+            self.done..end,
+            p.max_dt,
+            p.max_df,
+            self.density.fan_out,
+            &mut out.landmarks,
+        );
+        let range = self.done..end;
+        out.peaks
+            .extend(kept.iter().filter(|k| range.contains(&k.frame)));
         self.done = end;
         let keep_from = end.saturating_sub(p.context_before() as u32).max(self.base);
         self.frames.drain(..(keep_from - self.base) as usize);
@@ -96,10 +116,10 @@ impl Fingerprinter {
     }
 }
 
-/// Landmarks of a whole signal (batch form, for tests and benchmarks).
-pub fn fingerprint(samples: &[f32], params: &FingerprintParams, side: Side) -> Vec<Landmark> {
+/// Landmarks and peaks of a whole signal (batch form, for tests and benchmarks).
+pub fn fingerprint(samples: &[f32], params: &FingerprintParams, side: Side) -> Prints {
     let mut fp = Fingerprinter::new(params, side);
-    let mut out = Vec::new();
+    let mut out = Prints::default();
     fp.push(samples, &mut out);
     fp.finish(&mut out);
     out
@@ -145,18 +165,30 @@ mod tests {
         // Batch: all frames at once, every anchor in one pass.
         let frames = spectrogram::spectrogram(&s, &params);
         let cands = peaks::candidate_peaks(&frames, 0, &params);
-        let kept = peaks::select_peaks(&cands, params.rank_window, params.reference.peaks_per_window);
+        let kept = peaks::select_peaks(
+            &cands,
+            params.rank_window,
+            params.reference.peaks_per_window,
+        );
         let mut batch = Vec::new();
-        hash::pair_peaks(&kept, 0..u32::MAX, params.max_dt, params.max_df, params.reference.fan_out, &mut batch);
+        hash::pair_peaks(
+            &kept,
+            0..u32::MAX,
+            params.max_dt,
+            params.max_df,
+            params.reference.fan_out,
+            &mut batch,
+        );
         assert!(batch.len() > 500, "only {} landmarks", batch.len());
         for block in [1usize, 333, 4096, 100_000] {
             let mut fp = Fingerprinter::new(&params, Side::Reference);
-            let mut out = Vec::new();
+            let mut out = Prints::default();
             for chunk in s.chunks(block) {
                 fp.push(chunk, &mut out);
             }
             fp.finish(&mut out);
-            assert_eq!(out, batch, "block size {block}");
+            assert_eq!(out.landmarks, batch, "block size {block}");
+            assert_eq!(out.peaks, kept, "block size {block}");
         }
     }
 
@@ -164,13 +196,24 @@ mod tests {
     fn query_side_finds_most_reference_landmarks_of_a_cut() {
         let params = FingerprintParams::default();
         let s = signal(30.0);
-        let reference = fingerprint(&s, &params, Side::Reference);
+        let reference = fingerprint(&s, &params, Side::Reference).landmarks;
         // Cut at a whole number of hops so frames line up exactly.
         let cut = 128 * 300;
-        let query = fingerprint(&s[cut..cut + 8000 * 10], &params, Side::Query);
-        let qset: std::collections::HashSet<(u32, u32)> = query.iter().map(|l| (l.hash, l.frame + 300)).collect();
-        let inside: Vec<_> = reference.iter().filter(|l| l.frame >= 320 && l.frame < 300 + 550).collect();
-        let found = inside.iter().filter(|l| qset.contains(&(l.hash, l.frame))).count();
-        assert!(found as f64 >= 0.9 * inside.len() as f64, "{found}/{}", inside.len());
+        let query = fingerprint(&s[cut..cut + 8000 * 10], &params, Side::Query).landmarks;
+        let qset: std::collections::HashSet<(u32, u32)> =
+            query.iter().map(|l| (l.hash, l.frame + 300)).collect();
+        let inside: Vec<_> = reference
+            .iter()
+            .filter(|l| l.frame >= 320 && l.frame < 300 + 550)
+            .collect();
+        let found = inside
+            .iter()
+            .filter(|l| qset.contains(&(l.hash, l.frame)))
+            .count();
+        assert!(
+            found as f64 >= 0.9 * inside.len() as f64,
+            "{found}/{}",
+            inside.len()
+        );
     }
 }

@@ -64,8 +64,14 @@ impl Default for FingerprintParams {
             rank_window: 31,
             max_dt: 63,
             max_df: 63,
-            reference: Density { peaks_per_window: 18, fan_out: 4 },
-            query: Density { peaks_per_window: 40, fan_out: 12 },
+            reference: Density {
+                peaks_per_window: 18,
+                fan_out: 4,
+            },
+            query: Density {
+                peaks_per_window: 40,
+                fan_out: 12,
+            },
         }
     }
 }

@@ -40,7 +40,11 @@ pub fn candidate_peaks(frames: &[Frame], first: u32, params: &FingerprintParams)
                 continue;
             }
             if (t0..t1).all(|u| u == t || fmax[u][b] <= s) {
-                peaks.push(Peak { frame: first + t as u32, bin: b as u16, salience: s });
+                peaks.push(Peak {
+                    frame: first + t as u32,
+                    bin: b as u16,
+                    salience: s,
+                });
             }
         }
     }
@@ -105,15 +109,23 @@ mod tests {
                     continue;
                 }
                 let mut is_max = true;
-                for u in t.saturating_sub(params.peak_half_frames)..(t + params.peak_half_frames + 1).min(frames.len()) {
-                    for c in b.saturating_sub(params.peak_half_bins)..(b + params.peak_half_bins + 1).min(frames[u].len()) {
+                for u in t.saturating_sub(params.peak_half_frames)
+                    ..(t + params.peak_half_frames + 1).min(frames.len())
+                {
+                    for c in b.saturating_sub(params.peak_half_bins)
+                        ..(b + params.peak_half_bins + 1).min(frames[u].len())
+                    {
                         if (u, c) != (t, b) && frames[u][c] > s {
                             is_max = false;
                         }
                     }
                 }
                 if is_max {
-                    out.push(Peak { frame: t as u32, bin: b as u16, salience: s });
+                    out.push(Peak {
+                        frame: t as u32,
+                        bin: b as u16,
+                        salience: s,
+                    });
                 }
             }
         }
@@ -126,7 +138,9 @@ mod tests {
             .map(|_| {
                 (0..257)
                     .map(|_| {
-                        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        x = x
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
                         ((x >> 33) as f32 / (1u64 << 31) as f32) * 6.0 - 2.0
                     })
                     .collect()
@@ -153,7 +167,10 @@ mod tests {
         let kept = select_peaks(&cands, 10, 3);
         assert!(kept.len() < cands.len());
         for p in &kept {
-            let near = kept.iter().filter(|q| q.frame.abs_diff(p.frame) <= 10 && q.salience > p.salience).count();
+            let near = kept
+                .iter()
+                .filter(|q| q.frame.abs_diff(p.frame) <= 10 && q.salience > p.salience)
+                .count();
             assert!(near < 3, "peak {p:?} has {near} stronger kept neighbours");
         }
     }

@@ -67,7 +67,12 @@ impl SpectrogramStream {
 
     fn frame(&mut self, start: usize) -> Frame {
         let n = self.params.fft_size;
-        for ((dst, &x), &w) in self.input.iter_mut().zip(&self.pending[start..start + n]).zip(&self.window) {
+        for ((dst, &x), &w) in self
+            .input
+            .iter_mut()
+            .zip(&self.pending[start..start + n])
+            .zip(&self.window)
+        {
             // NaN or inf in the input would poison every later frame of the FFT; treat as silence.
             *dst = if x.is_finite() { x * w } else { 0.0 };
         }

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::fingerprint::Landmark;
+use crate::fingerprint::{Peak, Prints};
 
 pub use sqlite::SqliteStore;
 
@@ -105,9 +105,9 @@ pub enum IndexError {
     /// No index exists where one was expected.
     #[error("no index at {0} (build one with `nasheed index`)")]
     Missing(PathBuf),
-    /// Stored metadata is not valid JSON.
-    #[error("corrupt metadata of track {0}")]
-    CorruptMeta(i64),
+    /// Stored metadata or peaks of a track do not decode.
+    #[error("corrupt stored data of track {0}")]
+    CorruptTrack(i64),
 }
 
 /// Result alias of this module.
@@ -117,8 +117,10 @@ pub type Result<T> = std::result::Result<T, IndexError>;
 pub trait Store {
     /// The fingerprint-parameter id this store holds.
     fn params_id(&self) -> &str;
-    /// Adds a track and its landmarks atomically: afterwards either all of it is visible or none.
-    fn add_track(&mut self, track: &NewTrack, landmarks: &[Landmark]) -> Result<TrackId>;
+    /// Adds a track, its landmarks and peaks atomically: afterwards all of it is visible or none.
+    fn add_track(&mut self, track: &NewTrack, prints: &Prints) -> Result<TrackId>;
+    /// The stored peaks of a track (frame and bin; salience is not kept), sorted by (frame, bin).
+    fn peaks(&self, id: TrackId) -> Result<Vec<Peak>>;
     /// The track with this content hash, if indexed.
     fn find_sha(&self, sha256: &str) -> Result<Option<TrackId>>;
     /// Calls `hit(hash, track, frame)` for every stored occurrence of each of `hashes`.
@@ -131,4 +133,78 @@ pub trait Store {
     fn remove(&mut self, id: TrackId) -> Result<bool>;
     /// Totals.
     fn stats(&self) -> Result<Stats>;
+}
+
+/// Packs peaks (sorted by frame) as: varint frame delta, then the bin as a varint.
+/// About 2–3 bytes a peak; the peaks let the matcher verify an alignment peak by peak.
+pub fn encode_peaks(peaks: &[Peak]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(peaks.len() * 3);
+    let mut last = 0u32;
+    for p in peaks {
+        put_varint(&mut out, p.frame.saturating_sub(last) as u64);
+        put_varint(&mut out, p.bin as u64);
+        last = p.frame;
+    }
+    out
+}
+
+/// Inverse of [`encode_peaks`]; `None` if the bytes are malformed.
+pub fn decode_peaks(mut data: &[u8]) -> Option<Vec<Peak>> {
+    let mut out = Vec::new();
+    let mut frame = 0u32;
+    while !data.is_empty() {
+        let delta = get_varint(&mut data)?;
+        let bin = get_varint(&mut data)?;
+        frame = frame.checked_add(u32::try_from(delta).ok()?)?;
+        out.push(Peak {
+            frame,
+            bin: u16::try_from(bin).ok()?,
+            salience: 0.0,
+        });
+    }
+    Some(out)
+}
+
+/// LEB128 unsigned varint.
+pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Reads a LEB128 varint, advancing `data`; `None` if truncated or longer than 64 bits.
+pub fn get_varint(data: &mut &[u8]) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&b, rest) = data.split_first()?;
+        *data = rest;
+        v |= ((b & 0x7f) as u64) << shift;
+        if b < 0x80 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peaks_round_trip_and_reject_garbage() {
+        let peaks: Vec<Peak> = (0..100u32)
+            .map(|i| Peak {
+                frame: i * 7 + i % 3,
+                bin: (i * 37 % 400) as u16,
+                salience: 0.0,
+            })
+            .collect();
+        let bytes = encode_peaks(&peaks);
+        assert!(bytes.len() <= peaks.len() * 3);
+        assert_eq!(decode_peaks(&bytes).unwrap(), peaks);
+        assert!(decode_peaks(&[0x80]).is_none());
+        assert!(decode_peaks(&[0xff; 20]).is_none());
+    }
 }

@@ -16,11 +16,12 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use super::{IndexError, Metadata, NewTrack, Result, Stats, Store, TrackId, TrackInfo};
-use crate::fingerprint::Landmark;
+use crate::fingerprint::{Peak, Prints};
 
 const TRACKS: &str = "tracks";
 const HASHES: &str = "hashes";
 const META: &str = "meta";
+const PEAKS: &str = "peaks";
 
 /// Hashes per lookup statement (the `IN (...)` list); the last batch is padded to this size so
 /// one prepared statement serves every batch.
@@ -45,7 +46,8 @@ const MIGRATIONS: &[&str] = &[
         track INTEGER NOT NULL,
         t INTEGER NOT NULL,
         PRIMARY KEY (hash, track, t)
-     ) WITHOUT ROWID;",
+     ) WITHOUT ROWID;
+     CREATE TABLE peaks (track INTEGER PRIMARY KEY, data BLOB NOT NULL);",
 ];
 
 /// The SQLite implementation of [`Store`].
@@ -68,24 +70,38 @@ impl SqliteStore {
         if !path.is_file() {
             return Err(IndexError::Missing(path.to_path_buf()));
         }
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
         Self::init(conn, path, params_id, false)
     }
 
     /// An index in memory (tests, packs loaded for one scan).
     pub fn in_memory(params_id: &str) -> Result<Self> {
-        Self::init(Connection::open_in_memory()?, Path::new(":memory:"), params_id, true)
+        Self::init(
+            Connection::open_in_memory()?,
+            Path::new(":memory:"),
+            params_id,
+            true,
+        )
     }
 
     fn init(mut conn: Connection, path: &Path, params_id: &str, create: bool) -> Result<Self> {
         conn.busy_timeout(Duration::from_secs(60))?;
         // journal_mode returns a row; WAL is not available for in-memory databases (returns "memory").
         let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-        conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;")?;
+        conn.execute_batch(
+            "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;",
+        )?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let supported = MIGRATIONS.len() as i64;
         if version > supported {
-            return Err(IndexError::NewerSchema { path: path.to_path_buf(), found: version, supported });
+            return Err(IndexError::NewerSchema {
+                path: path.to_path_buf(),
+                found: version,
+                supported,
+            });
         }
         if version == 0 && !create {
             return Err(IndexError::Missing(path.to_path_buf()));
@@ -96,22 +112,40 @@ impl SqliteStore {
                 tx.execute_batch(m)?;
                 tx.pragma_update(None, "user_version", i as i64 + 1)?;
             }
-            tx.execute(&format!("INSERT OR IGNORE INTO {META} (key, value) VALUES ('params_id', ?1)"), [params_id])?;
+            tx.execute(
+                &format!("INSERT OR IGNORE INTO {META} (key, value) VALUES ('params_id', ?1)"),
+                [params_id],
+            )?;
             tx.commit()?;
         }
         let stored: Option<String> = conn
-            .query_row(&format!("SELECT value FROM {META} WHERE key = 'params_id'"), [], |r| r.get(0))
+            .query_row(
+                &format!("SELECT value FROM {META} WHERE key = 'params_id'"),
+                [],
+                |r| r.get(0),
+            )
             .optional()?;
         match stored {
             Some(s) if s == params_id => {}
             Some(s) => {
-                return Err(IndexError::ParamsMismatch { path: path.to_path_buf(), stored: s, current: params_id.to_string() })
+                return Err(IndexError::ParamsMismatch {
+                    path: path.to_path_buf(),
+                    stored: s,
+                    current: params_id.to_string(),
+                })
             }
             None => {
-                conn.execute(&format!("INSERT INTO {META} (key, value) VALUES ('params_id', ?1)"), [params_id])?;
+                conn.execute(
+                    &format!("INSERT INTO {META} (key, value) VALUES ('params_id', ?1)"),
+                    [params_id],
+                )?;
             }
         }
-        Ok(SqliteStore { conn, path: path.to_path_buf(), params_id: params_id.to_string() })
+        Ok(SqliteStore {
+            conn,
+            path: path.to_path_buf(),
+            params_id: params_id.to_string(),
+        })
     }
 
     /// Path of the database file.
@@ -136,7 +170,7 @@ impl SqliteStore {
     }
 
     fn finish_info((mut info, meta): (TrackInfo, String)) -> Result<TrackInfo> {
-        info.meta = serde_json::from_str(&meta).map_err(|_| IndexError::CorruptMeta(info.id.0))?;
+        info.meta = serde_json::from_str(&meta).map_err(|_| IndexError::CorruptTrack(info.id.0))?;
         Ok(info)
     }
 }
@@ -148,8 +182,9 @@ impl Store for SqliteStore {
         &self.params_id
     }
 
-    fn add_track(&mut self, track: &NewTrack, landmarks: &[Landmark]) -> Result<TrackId> {
-        let mut rows: Vec<(u32, u32)> = landmarks.iter().map(|l| (l.hash, l.frame)).collect();
+    fn add_track(&mut self, track: &NewTrack, prints: &Prints) -> Result<TrackId> {
+        let mut rows: Vec<(u32, u32)> =
+            prints.landmarks.iter().map(|l| (l.hash, l.frame)).collect();
         rows.sort_unstable();
         rows.dedup();
         let meta = serde_json::to_string(&track.meta).unwrap_or_else(|_| "{}".into());
@@ -160,18 +195,40 @@ impl Store for SqliteStore {
         )?;
         let id = tx.last_insert_rowid();
         {
-            let mut ins = tx.prepare_cached(&format!("INSERT OR IGNORE INTO {HASHES} (hash, track, t) VALUES (?1, ?2, ?3)"))?;
+            let mut ins = tx.prepare_cached(&format!(
+                "INSERT OR IGNORE INTO {HASHES} (hash, track, t) VALUES (?1, ?2, ?3)"
+            ))?;
             for (h, t) in &rows {
                 ins.execute(params![h, id, t])?;
             }
         }
+        tx.execute(
+            &format!("INSERT INTO {PEAKS} (track, data) VALUES (?1, ?2)"),
+            params![id, super::encode_peaks(&prints.peaks)],
+        )?;
         tx.commit()?;
         Ok(TrackId(id))
     }
 
+    fn peaks(&self, id: TrackId) -> Result<Vec<Peak>> {
+        let mut st = self
+            .conn
+            .prepare_cached(&format!("SELECT data FROM {PEAKS} WHERE track = ?1"))?;
+        let data: Option<Vec<u8>> = st.query_row([id.0], |r| r.get(0)).optional()?;
+        match data {
+            None => Ok(Vec::new()),
+            Some(d) => super::decode_peaks(&d).ok_or(IndexError::CorruptTrack(id.0)),
+        }
+    }
+
     fn find_sha(&self, sha256: &str) -> Result<Option<TrackId>> {
-        let mut st = self.conn.prepare_cached(&format!("SELECT id FROM {TRACKS} WHERE sha256 = ?1"))?;
-        Ok(st.query_row([sha256], |r| r.get(0)).optional()?.map(TrackId))
+        let mut st = self
+            .conn
+            .prepare_cached(&format!("SELECT id FROM {TRACKS} WHERE sha256 = ?1"))?;
+        Ok(st
+            .query_row([sha256], |r| r.get(0))
+            .optional()?
+            .map(TrackId))
     }
 
     fn lookup(&self, hashes: &[u32], hit: &mut dyn FnMut(u32, TrackId, u32)) -> Result<()> {
@@ -201,12 +258,19 @@ impl Store for SqliteStore {
     }
 
     fn track(&self, id: TrackId) -> Result<Option<TrackInfo>> {
-        let mut st = self.conn.prepare_cached(&format!("SELECT {TRACK_COLUMNS} FROM {TRACKS} WHERE id = ?1"))?;
-        st.query_row([id.0], Self::row_to_info).optional()?.map(Self::finish_info).transpose()
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {TRACK_COLUMNS} FROM {TRACKS} WHERE id = ?1"
+        ))?;
+        st.query_row([id.0], Self::row_to_info)
+            .optional()?
+            .map(Self::finish_info)
+            .transpose()
     }
 
     fn tracks(&self) -> Result<Vec<TrackInfo>> {
-        let mut st = self.conn.prepare_cached(&format!("SELECT {TRACK_COLUMNS} FROM {TRACKS} ORDER BY id"))?;
+        let mut st = self
+            .conn
+            .prepare_cached(&format!("SELECT {TRACK_COLUMNS} FROM {TRACKS} ORDER BY id"))?;
         let rows = st.query_map([], Self::row_to_info)?;
         rows.map(|r| Self::finish_info(r?)).collect()
     }
@@ -215,6 +279,7 @@ impl Store for SqliteStore {
         let tx = self.conn.transaction()?;
         let n = tx.execute(&format!("DELETE FROM {TRACKS} WHERE id = ?1"), [id.0])?;
         tx.execute(&format!("DELETE FROM {HASHES} WHERE track = ?1"), [id.0])?;
+        tx.execute(&format!("DELETE FROM {PEAKS} WHERE track = ?1"), [id.0])?;
         tx.commit()?;
         Ok(n > 0)
     }
@@ -241,23 +306,59 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
 
+    /// Landmarks from (hash, frame) pairs, with one peak per landmark at (frame, hash).
+    fn prints(pairs: &[(u32, u32)]) -> Prints {
+        Prints {
+            landmarks: pairs
+                .iter()
+                .map(|&(hash, frame)| crate::fingerprint::Landmark { hash, frame })
+                .collect(),
+            peaks: pairs
+                .iter()
+                .map(|&(h, frame)| Peak {
+                    frame,
+                    bin: h as u16,
+                    salience: 0.0,
+                })
+                .collect(),
+        }
+    }
+
     fn track(sha: &str) -> NewTrack {
-        NewTrack { path: format!("{sha}.wav"), sha256: sha.into(), title: sha.into(), meta: Metadata::new(), duration_s: 10.0 }
+        NewTrack {
+            path: format!("{sha}.wav"),
+            sha256: sha.into(),
+            title: sha.into(),
+            meta: Metadata::new(),
+            duration_s: 10.0,
+        }
     }
 
     #[test]
     fn add_lookup_remove() {
         let mut s = SqliteStore::in_memory("p").unwrap();
-        let a = s.add_track(&track("a"), &[Landmark { hash: 7, frame: 3 }, Landmark { hash: 9, frame: 4 }]).unwrap();
-        let b = s.add_track(&track("b"), &[Landmark { hash: 7, frame: 10 }]).unwrap();
+        let a = s
+            .add_track(&track("a"), &prints(&[(7, 3), (9, 4)]))
+            .unwrap();
+        let b = s.add_track(&track("b"), &prints(&[(7, 10)])).unwrap();
+        assert_eq!(
+            s.peaks(a)
+                .unwrap()
+                .iter()
+                .map(|p| (p.frame, p.bin))
+                .collect::<Vec<_>>(),
+            vec![(3, 7), (4, 9)]
+        );
         let mut hits = Vec::new();
-        s.lookup(&[7, 8], &mut |h, t, f| hits.push((h, t, f))).unwrap();
+        s.lookup(&[7, 8], &mut |h, t, f| hits.push((h, t, f)))
+            .unwrap();
         hits.sort();
         assert_eq!(hits, vec![(7, a, 3), (7, b, 10)]);
         assert_eq!(s.find_sha("b").unwrap(), Some(b));
         assert!(s.remove(a).unwrap());
         let mut hits = Vec::new();
-        s.lookup(&[7, 9], &mut |h, t, f| hits.push((h, t, f))).unwrap();
+        s.lookup(&[7, 9], &mut |h, t, f| hits.push((h, t, f)))
+            .unwrap();
         assert_eq!(hits, vec![(7, b, 10)]);
         assert_eq!(s.stats().unwrap().tracks, 1);
     }
@@ -265,8 +366,8 @@ mod tests {
     #[test]
     fn lookups_over_many_batches() {
         let mut s = SqliteStore::in_memory("p").unwrap();
-        let marks: Vec<_> = (0..1000).map(|i| Landmark { hash: i * 3, frame: i }).collect();
-        s.add_track(&track("a"), &marks).unwrap();
+        let marks: Vec<_> = (0..1000).map(|i| (i * 3, i)).collect();
+        s.add_track(&track("a"), &prints(&marks)).unwrap();
         let query: Vec<u32> = (0..3000).collect();
         let mut n = 0;
         s.lookup(&query, &mut |h, _, f| {
@@ -290,7 +391,10 @@ mod tests {
             Err(IndexError::ParamsMismatch { stored, .. }) => assert_eq!(stored, "one"),
             other => panic!("expected a mismatch, got {:?}", other.map(|_| ())),
         }
-        assert!(matches!(SqliteStore::open_existing(&dir.join("none.db"), "one"), Err(IndexError::Missing(_))));
+        assert!(matches!(
+            SqliteStore::open_existing(&dir.join("none.db"), "one"),
+            Err(IndexError::Missing(_))
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -6,16 +6,16 @@
 //! segments where the query has long gaps; segments that overlap in the query keep only the
 //! strongest. This module knows nothing of SQL or files: hits arrive through [`crate::index::Store`].
 //!
-//! **Confidence.** Chance hits of a reference land on an offset roughly uniformly, so the count
-//! in one offset window is Poisson with mean `λ = hits × window / offsets`. The expected number of
-//! windows, over all offsets of all references hit, reaching a score `s` by chance is
-//! `E = windows × P(Poisson(λ) ≥ s)`; `confidence = exp(−E)` is the probability that no chance
-//! alignment this strong exists, given the hits this query drew.
+//! The strongest candidates are then checked peak by peak against the reference ([`verify`]),
+//! which also gives the confidence.
+
+pub mod verify;
 
 use std::collections::HashMap;
 
-use crate::fingerprint::Landmark;
+use crate::fingerprint::{Landmark, Prints};
 use crate::index::{Store, TrackId};
+pub use verify::Verification;
 
 /// Matching thresholds and tolerances.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,17 +24,36 @@ pub struct MatchParams {
     pub offset_tolerance: u32,
     /// A silence of more than this many query frames without hits splits a match.
     pub max_gap_frames: u32,
-    /// Minimum number of aligned hits for a match.
+    /// Minimum number of aligned hits for a candidate.
     pub min_score: u32,
+    /// Candidates verified per query, strongest first.
+    pub max_verified: usize,
+    /// Minimum share of the reference's peaks found in the query over the aligned stretch.
+    pub min_fraction: f64,
+    /// Minimum lead, in hits, over the reference's best other alignment of the same stretch
+    /// (a loop shared by two recordings aligns equally well at every repeat).
+    pub min_margin: u32,
     /// Minimum confidence for a match.
     pub min_confidence: f64,
     /// Candidate offsets examined per reference (several allow a chant repeated in one upload).
     pub candidates_per_track: usize,
+    /// The fingerprint's analysed band (FFT bins), for the chance level of verification.
+    pub band: (usize, usize),
 }
 
 impl Default for MatchParams {
     fn default() -> Self {
-        MatchParams { offset_tolerance: 1, max_gap_frames: 400, min_score: 8, min_confidence: 0.5, candidates_per_track: 4 }
+        MatchParams {
+            offset_tolerance: 1,
+            max_gap_frames: 400,
+            min_score: 6,
+            max_verified: 12,
+            min_fraction: 0.3,
+            min_margin: 3,
+            min_confidence: 0.5,
+            candidates_per_track: 4,
+            band: crate::fingerprint::FingerprintParams::default().bins,
+        }
     }
 }
 
@@ -49,9 +68,14 @@ pub struct Match {
     pub offset: i64,
     /// Reference frames per query frame.
     pub speed: f64,
-    /// Number of aligned hits.
+    /// Aligned hits: query landmarks found in the reference at this offset.
     pub score: u32,
-    /// Probability that this is not a chance alignment (see the module docs).
+    /// Score of the best other alignment of the same reference over the same stretch of query
+    /// (repetitive music and shared loops make several offsets plausible).
+    pub rival: u32,
+    /// Peak-by-peak check of the alignment (`None` until verified).
+    pub verification: Option<Verification>,
+    /// Probability that this is not a chance alignment (see [`verify`]).
     pub confidence: f64,
 }
 
@@ -61,19 +85,40 @@ struct Hit {
     track: TrackId,
     offset: i64,
     query: u32,
+    hash: u32,
 }
 
 /// Finds the matches of a query. `ref_frames(track)` gives a reference's length in frames;
 /// `query_frames` is the query's length. Matches come ordered by query start.
 pub fn find_matches(
     store: &dyn Store,
-    query: &[Landmark],
+    query: &Prints,
     query_frames: u32,
     ref_frames: &dyn Fn(TrackId) -> u32,
     params: &MatchParams,
 ) -> crate::index::Result<Vec<Match>> {
-    let hits = collect_hits(store, query)?;
-    Ok(vote(hits, query_frames, ref_frames, params))
+    Ok(resolve_overlaps(candidates(
+        store,
+        query,
+        query_frames,
+        ref_frames,
+        params,
+    )?))
+}
+
+/// Every verified candidate that passes the thresholds, overlapping ones included (the raw
+/// material of [`find_matches`]; the evaluation harness uses it to see the best wrong candidate).
+pub fn candidates(
+    store: &dyn Store,
+    query: &Prints,
+    query_frames: u32,
+    ref_frames: &dyn Fn(TrackId) -> u32,
+    params: &MatchParams,
+) -> crate::index::Result<Vec<Match>> {
+    let hits = collect_hits(store, &query.landmarks)?;
+    let (cands, trials) = vote(hits, query_frames, ref_frames, params);
+    let peaks = verify::QueryPeaks::new(&query.peaks, params.band);
+    verify::verify_candidates(store, &peaks, cands, trials, params)
 }
 
 /// Looks every distinct query hash up once and expands the rows into hits.
@@ -88,15 +133,26 @@ fn collect_hits(store: &dyn Store, query: &[Landmark]) -> crate::index::Result<V
     store.lookup(&keys, &mut |hash, track, t| {
         if let Some(frames) = by_hash.get(&hash) {
             for &q in frames {
-                hits.push(Hit { track, offset: t as i64 - q as i64, query: q });
+                hits.push(Hit {
+                    track,
+                    offset: t as i64 - q as i64,
+                    query: q,
+                    hash,
+                });
             }
         }
     })?;
     Ok(hits)
 }
 
-/// Offset voting over hits (pure; the core of [`find_matches`]).
-fn vote(mut hits: Vec<Hit>, query_frames: u32, ref_frames: &dyn Fn(TrackId) -> u32, p: &MatchParams) -> Vec<Match> {
+/// Offset voting over hits (pure): all segments with at least `min_score` hits, and the number
+/// of alignments searched (offset windows over all references hit), for the confidence.
+fn vote(
+    mut hits: Vec<Hit>,
+    query_frames: u32,
+    ref_frames: &dyn Fn(TrackId) -> u32,
+    p: &MatchParams,
+) -> (Vec<Match>, f64) {
     hits.sort_unstable();
     hits.dedup();
     let window = 2 * p.offset_tolerance as i64 + 1;
@@ -104,42 +160,58 @@ fn vote(mut hits: Vec<Hit>, query_frames: u32, ref_frames: &dyn Fn(TrackId) -> u
     let mut per_track: Vec<(TrackId, usize, usize)> = Vec::new();
     let mut i = 0;
     while i < hits.len() {
-        let j = i + hits[i..].iter().take_while(|h| h.track == hits[i].track).count();
+        let j = i + hits[i..]
+            .iter()
+            .take_while(|h| h.track == hits[i].track)
+            .count();
         per_track.push((hits[i].track, i, j));
         i = j;
     }
-    let tracks_hit = per_track.len().max(1) as f64;
-    let mut segments = Vec::new();
+    let mut trials = 0.0;
+    let mut out = Vec::new();
     for &(track, a, z) in &per_track {
         let track_hits = &hits[a..z];
         let offsets = ref_frames(track) as f64 + query_frames as f64;
-        let lambda = track_hits.len() as f64 * window as f64 / offsets.max(window as f64);
-        let trials = tracks_hit * (offsets / window as f64).max(1.0);
-        for cluster in offset_clusters(track_hits, p) {
+        trials += (offsets / window as f64).max(1.0);
+        // (cluster number, segment) for every segment of every strong offset of this track.
+        let mut segs: Vec<(usize, Match)> = Vec::new();
+        for (c, cluster) in offset_clusters(track_hits, p).into_iter().enumerate() {
             for seg in split_segments(cluster, p.max_gap_frames) {
-                let score = seg.len() as u32;
-                if score < p.min_score {
-                    continue;
-                }
-                let expected = trials * poisson_sf(score, lambda);
-                let confidence = (-expected).exp();
-                if confidence < p.min_confidence {
-                    continue;
-                }
                 let mut offs: Vec<i64> = seg.iter().map(|h| h.offset).collect();
                 offs.sort_unstable();
-                segments.push(Match {
-                    track,
-                    query_frames: (seg[0].query, seg[seg.len() - 1].query),
-                    offset: offs[offs.len() / 2],
-                    speed: 1.0,
-                    score,
-                    confidence,
-                });
+                segs.push((
+                    c,
+                    Match {
+                        track,
+                        query_frames: (seg[0].query, seg[seg.len() - 1].query),
+                        offset: offs[offs.len() / 2],
+                        speed: 1.0,
+                        score: seg.len() as u32,
+                        rival: 0,
+                        verification: None,
+                        confidence: 0.0,
+                    },
+                ));
+            }
+        }
+        for (c, m) in &segs {
+            // The strongest other alignment of this reference over the same stretch of query.
+            let rival = segs
+                .iter()
+                .filter(|(d, o)| d != c && overlaps(o.query_frames, m.query_frames))
+                .map(|(_, o)| o.score)
+                .max()
+                .unwrap_or(0);
+            if m.score >= p.min_score {
+                out.push(Match { rival, ..m.clone() });
             }
         }
     }
-    resolve_overlaps(segments)
+    (out, trials.max(1.0))
+}
+
+fn overlaps(a: (u32, u32), b: (u32, u32)) -> bool {
+    a.0.max(b.0) <= a.1.min(b.1)
 }
 
 /// The strongest offset windows of one track's hits (sorted by offset), each with its hits
@@ -192,7 +264,12 @@ fn split_segments(cluster: Vec<Hit>, gap: u32) -> Vec<Vec<Hit>> {
 
 /// Keeps, for each stretch of the query, the strongest match; returns them by query start.
 fn resolve_overlaps(mut segs: Vec<Match>) -> Vec<Match> {
-    segs.sort_by(|a, b| b.score.cmp(&a.score).then(a.track.cmp(&b.track)).then(a.offset.cmp(&b.offset)));
+    segs.sort_by(|a, b| {
+        b.score
+            .cmp(&a.score)
+            .then(a.track.cmp(&b.track))
+            .then(a.offset.cmp(&b.offset))
+    });
     let mut kept: Vec<Match> = Vec::new();
     for s in segs {
         let (a0, a1) = s.query_frames;
@@ -210,43 +287,19 @@ fn resolve_overlaps(mut segs: Vec<Match>) -> Vec<Match> {
     kept
 }
 
-/// `P(X ≥ k)` for `X ~ Poisson(λ)`, accurate in the far tail where it matters here.
-pub fn poisson_sf(k: u32, lambda: f64) -> f64 {
-    if k == 0 {
-        return 1.0;
-    }
-    if lambda <= 0.0 {
-        return 0.0;
-    }
-    if (k as f64) < lambda {
-        // Not in the tail: sum the lower part instead.
-        let mut term = (-lambda).exp();
-        let mut cdf = term;
-        for i in 1..k {
-            term *= lambda / i as f64;
-            cdf += term;
-        }
-        return (1.0 - cdf).clamp(0.0, 1.0);
-    }
-    // ln pmf(k) = −λ + k ln λ − ln k!, then sum the decreasing terms.
-    let ln_fact: f64 = (2..=k).map(|i| (i as f64).ln()).sum();
-    let mut term = (-lambda + k as f64 * lambda.ln() - ln_fact).exp();
-    let mut sum = 0.0;
-    let mut i = k;
-    while term > sum * 1e-12 && i < k + 10_000 {
-        sum += term;
-        i += 1;
-        term *= lambda / i as f64;
-    }
-    sum.min(1.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn hits_at(track: i64, offset: i64, queries: impl Iterator<Item = u32>) -> Vec<Hit> {
-        queries.map(|q| Hit { track: TrackId(track), offset, query: q }).collect()
+        queries
+            .map(|q| Hit {
+                track: TrackId(track),
+                offset,
+                query: q,
+                hash: q * 7 + offset as u32,
+            })
+            .collect()
     }
 
     /// Deterministic scatter of chance hits over many offsets and tracks.
@@ -254,8 +307,15 @@ mod tests {
         let mut x = 7u64;
         (0..n)
             .map(|_| {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                Hit { track: TrackId((x >> 60) as i64), offset: ((x >> 20) % 20_000) as i64 - 600, query: ((x >> 40) % 600) as u32 }
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                Hit {
+                    track: TrackId((x >> 60) as i64),
+                    offset: ((x >> 20) % 20_000) as i64 - 600,
+                    query: ((x >> 40) % 600) as u32,
+                    hash: (x >> 43) as u32,
+                }
             })
             .collect()
     }
@@ -264,16 +324,18 @@ mod tests {
     fn aligned_hits_beat_noise() {
         let mut hits = noise(3000);
         hits.extend(hits_at(3, 1234, (0..600).step_by(20)));
-        let m = vote(hits, 600, &|_| 20_000, &MatchParams::default());
+        let (m, _) = vote(hits, 600, &|_| 20_000, &MatchParams::default());
         assert_eq!(m.len(), 1, "{m:?}");
-        assert_eq!((m[0].track, m[0].offset), (TrackId(3), 1234));
-        assert!(m[0].confidence > 0.99);
+        assert_eq!(
+            (m[0].track, m[0].offset, m[0].score),
+            (TrackId(3), 1234, 30)
+        );
     }
 
     #[test]
     fn noise_alone_gives_no_match() {
         for n in [100, 3000, 30_000] {
-            let m = vote(noise(n), 600, &|_| 20_000, &MatchParams::default());
+            let (m, _) = vote(noise(n), 600, &|_| 20_000, &MatchParams::default());
             assert!(m.is_empty(), "{n} chance hits gave {m:?}");
         }
     }
@@ -284,26 +346,18 @@ mod tests {
         hits.extend(hits_at(2, 9000, (400..700).step_by(10)));
         // The same reference again later, at another offset (a chant repeated).
         hits.extend(hits_at(1, -300, (800..1100).step_by(10)));
-        let m = vote(hits, 1100, &|_| 20_000, &MatchParams::default());
-        let got: Vec<_> = m.iter().map(|m| (m.track.0, m.offset, m.query_frames)).collect();
-        assert_eq!(got, vec![(1, 500, (0, 290)), (2, 9000, (400, 690)), (1, -300, (800, 1090))]);
-    }
-
-    #[test]
-    fn poisson_tail_matches_direct_sum() {
-        for &(k, l) in &[(1u32, 0.5f64), (5, 0.1), (10, 3.0), (3, 7.0), (40, 2.0)] {
-            let mut direct = 0.0;
-            let mut term = (-l).exp();
-            for i in 0..200u32 {
-                if i > 0 {
-                    term *= l / i as f64;
-                }
-                if i >= k {
-                    direct += term;
-                }
-            }
-            let got = poisson_sf(k, l);
-            assert!((got - direct).abs() <= 1e-9 + 1e-6 * direct, "k={k} λ={l}: {got} vs {direct}");
-        }
+        let m = resolve_overlaps(vote(hits, 1100, &|_| 20_000, &MatchParams::default()).0);
+        let got: Vec<_> = m
+            .iter()
+            .map(|m| (m.track.0, m.offset, m.query_frames))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, 500, (0, 290)),
+                (2, 9000, (400, 690)),
+                (1, -300, (800, 1090))
+            ]
+        );
     }
 }

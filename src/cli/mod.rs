@@ -1,0 +1,418 @@
+//! The command-line front end: resolves arguments into engine calls and prints the results.
+//! The only module that writes to stdout/stderr.
+
+pub mod args;
+pub mod output;
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use nasheed::engine::{self, IndexEvent, IndexJob};
+use nasheed::fingerprint::{FingerprintParams, Side};
+use nasheed::index::{Metadata, SqliteStore, Store, TrackId};
+use nasheed::matching::MatchParams;
+use nasheed::Scanner;
+
+use args::{Args, Command, Format};
+use output::{MatchRecord, ScanRecord, ScanWriter};
+
+/// How a command ended, mapped to the exit code by `main`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0.
+    Success,
+    /// Exit 1: scan found at least one match.
+    Matched,
+    /// Exit 2: a failure (for scan: no match, and an input could not be read).
+    Failed,
+}
+
+/// Runs one command.
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let params = FingerprintParams::default();
+    match args.command {
+        Command::Index {
+            paths,
+            title,
+            meta,
+            meta_csv,
+        } => index(&args.db, &params, paths, title, meta, meta_csv),
+        Command::Scan {
+            paths,
+            format,
+            min_confidence,
+        } => scan(&args.db, &params, &paths, format, min_confidence),
+        Command::List { format } => list(&args.db, &params, format),
+        Command::Stats { format } => stats(&args.db, &params, format),
+        Command::Remove { ids } => remove(&args.db, &params, &ids),
+    }
+}
+
+fn index(
+    db: &Path,
+    params: &FingerprintParams,
+    paths: Vec<PathBuf>,
+    title: Option<String>,
+    meta: Vec<String>,
+    meta_csv: Option<PathBuf>,
+) -> anyhow::Result<Outcome> {
+    let mut common = Metadata::new();
+    for kv in &meta {
+        let Some((k, v)) = kv.split_once('=') else {
+            bail!("--meta {kv}: expected KEY=VALUE")
+        };
+        common.insert(k.trim().to_string(), v.to_string());
+    }
+    let rows = match &meta_csv {
+        Some(p) => read_meta_csv(p)?,
+        None => HashMap::new(),
+    };
+    let mut failures: Vec<String> = Vec::new();
+    let mut files = Vec::new();
+    for item in engine::expand_inputs(&paths) {
+        match item {
+            Ok(p) => files.push(p),
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    if title.is_some() && files.len() != 1 {
+        bail!("--title needs exactly one file ({} given)", files.len());
+    }
+    let jobs: Vec<IndexJob> = files
+        .into_iter()
+        .map(|path| {
+            let mut meta = common.clone();
+            let mut job_title = title.clone();
+            if let Some(row) = lookup_row(&rows, &path) {
+                for (k, v) in row {
+                    if k == "title" {
+                        job_title = Some(v.clone());
+                    } else {
+                        meta.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            IndexJob {
+                path,
+                title: job_title,
+                meta,
+            }
+        })
+        .collect();
+    let mut store = SqliteStore::open(db, &params.id())
+        .with_context(|| format!("opening index {}", db.display()))?;
+    let bar = progress_bar(jobs.len() as u64);
+    let started = Instant::now();
+    let cpu0 = cpu_seconds();
+    let summary = engine::index_files(&mut store, jobs, params, &mut |ev| {
+        match ev {
+            IndexEvent::Failed { error, .. } => {
+                let line = error.to_string();
+                match &bar {
+                    Some(b) => b.println(format!("error: {line}")),
+                    None => eprintln!("error: {line}"),
+                }
+                failures.push(line);
+            }
+            IndexEvent::Indexed { path, .. } | IndexEvent::Skipped { path, .. } => {
+                if let Some(b) = &bar {
+                    b.set_message(
+                        path.file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                    );
+                }
+            }
+        }
+        if let Some(b) = &bar {
+            b.inc(1);
+        }
+    })?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu0;
+    eprintln!(
+        "indexed {}, skipped {} (already indexed), failed {}; {:.2} h of audio in {:.1} s: {:.0}× real time ({:.0}× per CPU-second)",
+        summary.indexed,
+        summary.skipped,
+        failures.len(),
+        summary.audio_s / 3600.0,
+        wall,
+        summary.audio_s / wall.max(1e-9),
+        summary.audio_s / cpu.max(1e-9),
+    );
+    for f in &failures {
+        eprintln!("  failed: {f}");
+    }
+    Ok(if failures.is_empty() {
+        Outcome::Success
+    } else {
+        Outcome::Failed
+    })
+}
+
+/// Rows of a metadata CSV keyed by path; the header names the columns (`path` required).
+fn read_meta_csv(path: &Path) -> anyhow::Result<HashMap<String, Vec<(String, String)>>> {
+    let mut rdr =
+        csv::Reader::from_path(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let headers = rdr
+        .headers()
+        .with_context(|| format!("{}: no header", path.display()))?
+        .clone();
+    let Some(pcol) = headers.iter().position(|h| h == "path") else {
+        bail!("{}: the header has no `path` column", path.display())
+    };
+    let mut out = HashMap::new();
+    for (i, rec) in rdr.records().enumerate() {
+        let rec = rec.with_context(|| format!("{}: row {}", path.display(), i + 2))?;
+        let key = rec.get(pcol).unwrap_or_default().to_string();
+        let fields = headers
+            .iter()
+            .zip(rec.iter())
+            .filter(|(h, v)| *h != "path" && !v.is_empty())
+            .map(|(h, v)| (h.to_string(), v.to_string()))
+            .collect();
+        out.insert(key, fields);
+    }
+    Ok(out)
+}
+
+/// The CSV row for a file: by the path as given, then by canonical path, then by file name.
+fn lookup_row<'a>(
+    rows: &'a HashMap<String, Vec<(String, String)>>,
+    path: &Path,
+) -> Option<&'a Vec<(String, String)>> {
+    if rows.is_empty() {
+        return None;
+    }
+    rows.get(&path.display().to_string())
+        .or_else(|| {
+            let canon = path.canonicalize().ok()?;
+            rows.iter()
+                .find(|(k, _)| Path::new(k).canonicalize().ok().as_ref() == Some(&canon))
+                .map(|(_, v)| v)
+        })
+        .or_else(|| rows.get(path.file_name()?.to_str()?))
+}
+
+fn progress_bar(n: u64) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(n);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{bar:40} {pos}/{len} files, {elapsed} (eta {eta}) {msg}",
+    ) {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
+/// Process CPU time (user + system), from /proc where available; 0 elsewhere.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces) : utime is the 12th, stime the 13th.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Inputs scanned per parallel batch: enough to keep every core busy, few enough to stream output.
+const SCAN_BATCH: usize = 16;
+
+fn scan(
+    db: &Path,
+    params: &FingerprintParams,
+    paths: &[PathBuf],
+    format: Format,
+    min_confidence: Option<f64>,
+) -> anyhow::Result<Outcome> {
+    use rayon::prelude::*;
+    let store = SqliteStore::open_existing(db, &params.id())?;
+    let mut mp = MatchParams::default();
+    if let Some(c) = min_confidence {
+        mp.min_confidence = c;
+    }
+    let scanner = Scanner::new(&store, params, &mp);
+    // Stdin is spooled to a temporary file: containers like MP4 need to seek.
+    let mut spool = None;
+    let mut inputs: Vec<(String, Result<PathBuf, String>)> = Vec::new();
+    for p in paths {
+        if p.as_os_str() == "-" {
+            let tmp = spool_stdin().context("reading stdin")?;
+            inputs.push(("-".into(), Ok(tmp.clone())));
+            spool = Some(tmp);
+            continue;
+        }
+        for item in engine::expand_inputs(std::slice::from_ref(p)) {
+            match item {
+                Ok(f) => inputs.push((f.display().to_string(), Ok(f))),
+                Err(e) => inputs.push((p.display().to_string(), Err(e.to_string()))),
+            }
+        }
+    }
+    let stdout = std::io::stdout().lock();
+    let mut writer = ScanWriter::new(std::io::BufWriter::new(stdout), format);
+    let (mut matched, mut unreadable) = (false, false);
+    for batch in inputs.chunks(SCAN_BATCH) {
+        let fps: Vec<_> = batch
+            .par_iter()
+            .map(|(name, p)| match p {
+                Ok(path) => engine::fingerprint_file(path, params, Side::Query)
+                    .map_err(|e| rename(&e.to_string(), path, name)),
+                Err(e) => Err(e.clone()),
+            })
+            .collect();
+        for ((name, _), fp) in batch.iter().zip(fps) {
+            let record = match fp {
+                Ok(fp) => {
+                    let found = scanner.scan(&fp)?;
+                    ScanRecord {
+                        path: name.clone(),
+                        duration_s: (fp.duration_s * 1000.0).round() / 1000.0,
+                        error: None,
+                        matches: found.iter().map(MatchRecord::from).collect(),
+                    }
+                }
+                Err(e) => ScanRecord {
+                    path: name.clone(),
+                    duration_s: 0.0,
+                    error: Some(e),
+                    matches: Vec::new(),
+                },
+            };
+            matched |= !record.matches.is_empty();
+            unreadable |= record.error.is_some();
+            if format != Format::Text && format != Format::Csv {
+                // Errors also go to stderr, so that a pipeline reading stdout still sees them.
+            }
+            if let Some(e) = &record.error {
+                if format != Format::Text {
+                    eprintln!("error: {e}");
+                }
+            }
+            if let Err(e) = writer.write(&record) {
+                if e.kind() == std::io::ErrorKind::BrokenPipe {
+                    return Ok(if matched {
+                        Outcome::Matched
+                    } else {
+                        Outcome::Success
+                    });
+                }
+                return Err(e.into());
+            }
+        }
+    }
+    if let Some(tmp) = spool {
+        let _ = std::fs::remove_file(tmp);
+    }
+    match writer.finish() {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+        _ => {}
+    }
+    Ok(if matched {
+        Outcome::Matched
+    } else if unreadable {
+        Outcome::Failed
+    } else {
+        Outcome::Success
+    })
+}
+
+/// Error messages name the spooled temp file for stdin; show `-` instead.
+fn rename(msg: &str, path: &Path, name: &str) -> String {
+    msg.replace(&path.display().to_string(), name)
+}
+
+fn spool_stdin() -> anyhow::Result<PathBuf> {
+    let path = std::env::temp_dir().join(format!("nasheed-stdin-{}", std::process::id()));
+    let mut f = std::fs::File::create(&path)?;
+    std::io::copy(&mut std::io::stdin().lock(), &mut f)?;
+    f.flush()?;
+    Ok(path)
+}
+
+fn list(db: &Path, params: &FingerprintParams, format: Format) -> anyhow::Result<Outcome> {
+    let store = SqliteStore::open_existing(db, &params.id())?;
+    let tracks = store.tracks()?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let res = if format == Format::Json || format == Format::Jsonl {
+        serde_json::to_writer_pretty(&mut out, &tracks)
+            .map_err(std::io::Error::from)
+            .and_then(|_| writeln!(out))
+    } else {
+        tracks.iter().try_for_each(|t| {
+            let meta: Vec<String> = t.meta.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            writeln!(
+                out,
+                "{}\t{}\t{:.1}s\t{}\t{}",
+                t.id.0,
+                t.title,
+                t.duration_s,
+                t.path,
+                meta.join(" ")
+            )
+        })
+    };
+    finish_print(res.and_then(|_| out.flush()))
+}
+
+fn stats(db: &Path, params: &FingerprintParams, format: Format) -> anyhow::Result<Outcome> {
+    let store = SqliteStore::open_existing(db, &params.id())?;
+    let s = store.stats()?;
+    let mut out = std::io::stdout().lock();
+    let res = if format == Format::Json || format == Format::Jsonl {
+        serde_json::to_writer_pretty(&mut out, &s)
+            .map_err(std::io::Error::from)
+            .and_then(|_| writeln!(out))
+    } else {
+        writeln!(
+            out,
+            "tracks: {}\nhashes: {}\naudio: {:.2} h\nsize: {:.1} MB ({:.2} MB per audio hour)\nparameters: {}",
+            s.tracks,
+            s.hashes,
+            s.audio_hours,
+            s.bytes as f64 / 1e6,
+            s.bytes as f64 / 1e6 / s.audio_hours.max(1e-9),
+            s.params_id
+        )
+    };
+    finish_print(res)
+}
+
+fn remove(db: &Path, params: &FingerprintParams, ids: &[i64]) -> anyhow::Result<Outcome> {
+    let mut store = SqliteStore::open_existing(db, &params.id())?;
+    let mut missing = 0;
+    for &id in ids {
+        if store.remove(TrackId(id))? {
+            eprintln!("removed {id}");
+        } else {
+            eprintln!("error: no track with id {id}");
+            missing += 1;
+        }
+    }
+    Ok(if missing == 0 {
+        Outcome::Success
+    } else {
+        Outcome::Failed
+    })
+}
+
+/// A closed pipe (`| head`) is not a failure.
+fn finish_print(res: std::io::Result<()>) -> anyhow::Result<Outcome> {
+    match res {
+        Ok(()) => Ok(Outcome::Success),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Outcome::Success),
+        Err(e) => Err(e.into()),
+    }
+}
