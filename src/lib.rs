@@ -10,14 +10,16 @@
 //! | match | [`matching`] | hits → offset votes → matches with confidence |
 //! | glue | [`engine`] | the calls the CLI and the evaluation harness share |
 //!
+//! [`synth`] makes deterministic synthetic music for tests, benchmarks and the examples.
+//!
 //! Printing lives in the binary's `cli` module; nothing here writes to stdout.
 //!
 //! ```
 //! use nasheed::fingerprint::{fingerprint, FingerprintParams, Side};
 //! let params = FingerprintParams::default();
 //! let tone: Vec<f32> = (0..8000 * 3).map(|i| ((i as f32) * 0.3).sin() * ((i / 800) % 2) as f32).collect();
-//! let landmarks = fingerprint(&tone, &params, Side::Reference);
-//! assert!(!landmarks.is_empty());
+//! let prints = fingerprint(&tone, &params, Side::Reference);
+//! assert!(!prints.landmarks.is_empty() && !prints.peaks.is_empty());
 //! ```
 #![deny(missing_docs)]
 
@@ -26,5 +28,6 @@ pub mod engine;
 pub mod fingerprint;
 pub mod index;
 pub mod matching;
+pub mod synth;
 
 pub use engine::{Error, Found, Result, Scanner};

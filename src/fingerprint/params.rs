@@ -66,7 +66,7 @@ impl Default for FingerprintParams {
             max_df: 63,
             reference: Density {
                 peaks_per_window: 18,
-                fan_out: 4,
+                fan_out: 3,
             },
             query: Density {
                 peaks_per_window: 40,

@@ -36,7 +36,11 @@ pub fn candidate_peaks(frames: &[Frame], first: u32, params: &FingerprintParams)
         let t1 = (t + ht + 1).min(frames.len());
         for b in lo..hi.min(frame.len()) {
             let s = frame[b];
-            if !(s >= params.min_salience) || s < fmax[t][b] {
+            // NaN-safe: a NaN salience fails `>=` and is skipped.
+            if s.partial_cmp(&params.min_salience)
+                .is_none_or(|o| o.is_lt())
+                || s < fmax[t][b]
+            {
                 continue;
             }
             if (t0..t1).all(|u| u == t || fmax[u][b] <= s) {
@@ -99,13 +103,16 @@ mod tests {
     use super::*;
 
     /// Naive reference: compare every point with every neighbour directly.
+    #[allow(clippy::needless_range_loop)] // indices make the naive version read like its definition
     fn naive_candidates(frames: &[Frame], params: &FingerprintParams) -> Vec<Peak> {
         let mut out = Vec::new();
         let (lo, hi) = params.bins;
         for t in 0..frames.len() {
             for b in lo..hi {
                 let s = frames[t][b];
-                if !(s >= params.min_salience) {
+                if s.partial_cmp(&params.min_salience)
+                    .is_none_or(|o| o.is_lt())
+                {
                     continue;
                 }
                 let mut is_max = true;

@@ -250,13 +250,24 @@ fn offset_clusters(hits: &[Hit], p: &MatchParams) -> Vec<Vec<Hit>> {
     clusters
 }
 
-/// Splits a cluster (sorted by query frame) where consecutive hits are more than `gap` apart.
+/// Splits a cluster (sorted by query frame) into stretches of the query.
+///
+/// Hits closer than `gap / 3` form pieces; pieces of one or two hits are stray chance hits and
+/// are dropped (they would stretch a match over audio that is not in the reference); the
+/// remaining pieces are joined again where they are less than `gap` apart.
 fn split_segments(cluster: Vec<Hit>, gap: u32) -> Vec<Vec<Hit>> {
-    let mut out: Vec<Vec<Hit>> = Vec::new();
+    let mut pieces: Vec<Vec<Hit>> = Vec::new();
     for h in cluster {
+        match pieces.last_mut() {
+            Some(p) if h.query - p[p.len() - 1].query <= gap / 3 => p.push(h),
+            _ => pieces.push(vec![h]),
+        }
+    }
+    let mut out: Vec<Vec<Hit>> = Vec::new();
+    for piece in pieces.into_iter().filter(|p| p.len() >= 3) {
         match out.last_mut() {
-            Some(seg) if h.query - seg[seg.len() - 1].query <= gap => seg.push(h),
-            _ => out.push(vec![h]),
+            Some(seg) if piece[0].query - seg[seg.len() - 1].query <= gap => seg.extend(piece),
+            _ => out.push(piece),
         }
     }
     out

@@ -119,10 +119,10 @@ pub fn verify_candidates(
     let mut peaks: HashMap<TrackId, Vec<Peak>> = HashMap::new();
     let mut out = Vec::new();
     for mut m in cands {
-        if !peaks.contains_key(&m.track) {
-            peaks.insert(m.track, store.peaks(m.track)?);
-        }
-        let reference = peaks.get(&m.track).map(Vec::as_slice).unwrap_or_default();
+        let reference = match peaks.entry(m.track) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(store.peaks(m.track)?),
+        };
         let v = query.verify(reference, m.offset, m.query_frames);
         let tail = binomial_sf(
             v.found / PEAKS_PER_EVENT,

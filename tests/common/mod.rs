@@ -1,0 +1,131 @@
+//! Shared helpers for the end-to-end tests: generated audio, running the binary, reading its JSON
+//! back with the tests' own structs (so a change of the output contract breaks a test).
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde::Deserialize;
+
+/// One input's line of `scan --format jsonl`.
+#[derive(Debug, Deserialize)]
+pub struct Record {
+    pub path: String,
+    pub duration_s: f64,
+    pub error: Option<String>,
+    pub matches: Vec<MatchOut>,
+}
+
+/// One match as the contract describes it.
+#[derive(Debug, Deserialize)]
+pub struct MatchOut {
+    pub ref_id: i64,
+    pub title: String,
+    pub ref_path: String,
+    pub query_start_s: f64,
+    pub query_end_s: f64,
+    pub ref_start_s: f64,
+    pub ref_end_s: f64,
+    pub speed: f64,
+    pub score: u64,
+    pub confidence: f64,
+}
+
+impl MatchOut {
+    /// Where the upload's first second lies in the reference.
+    pub fn offset(&self) -> f64 {
+        self.ref_start_s - self.query_start_s * self.speed
+    }
+}
+
+/// A fresh scratch folder under the target dir, removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Self {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+    pub fn db(&self) -> PathBuf {
+        self.path("index.db")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Writes synthetic song `seed` (mono, 44.1 kHz) of `seconds` to `path`.
+pub fn write_song(path: &Path, seed: u64, seconds: f32) {
+    nasheed::synth::write_wav(path, &nasheed::synth::song(seed, seconds, 44100), 44100, 1).unwrap();
+}
+
+/// Runs the binary with `--db db` and `args`.
+pub fn run(db: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nasheed"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Runs the binary with stdin fed from `input`.
+pub fn run_stdin(db: &Path, args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nasheed"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Indexes paths, asserting success.
+pub fn index(db: &Path, paths: &[&Path]) {
+    let mut args = vec!["index"];
+    let strs: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    args.extend(strs.iter().map(String::as_str));
+    let out = run(db, &args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "index failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Scans as JSONL; returns the exit code and the records.
+pub fn scan(db: &Path, paths: &[&Path]) -> (i32, Vec<Record>) {
+    let mut args = vec!["scan".to_string(), "--format".into(), "jsonl".into()];
+    args.extend(paths.iter().map(|p| p.display().to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(db, &args);
+    (out.status.code().unwrap_or(-1), parse_jsonl(&out.stdout))
+}
+
+pub fn parse_jsonl(stdout: &[u8]) -> Vec<Record> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSONL line {l:?}: {e}")))
+        .collect()
+}
+
+/// The repository's fixture folder.
+pub fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
