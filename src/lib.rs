@@ -10,7 +10,7 @@
 //! | match | [`matching`] | hits → offset votes → matches with confidence |
 //! | glue | [`engine`] | the calls the CLI and the evaluation harness share |
 //!
-//! [`synth`] makes deterministic synthetic music for tests, benchmarks and the examples.
+//! [`eval`] scores a labelled corpus (the evaluation harness's core). [`synth`] makes deterministic synthetic music for tests, benchmarks and the examples.
 //!
 //! Printing lives in the binary's `cli` module; nothing here writes to stdout.
 //!
@@ -25,6 +25,7 @@
 
 pub mod audio;
 pub mod engine;
+pub mod eval;
 pub mod fingerprint;
 pub mod index;
 pub mod matching;

@@ -106,7 +106,7 @@ fn index(
         .with_context(|| format!("opening index {}", db.display()))?;
     let bar = progress_bar(jobs.len() as u64);
     let started = Instant::now();
-    let cpu0 = cpu_seconds();
+    let cpu0 = nasheed::eval::cpu_seconds();
     let summary = engine::index_files(&mut store, jobs, params, &mut |ev| {
         match ev {
             IndexEvent::Failed { error, .. } => {
@@ -135,7 +135,7 @@ fn index(
         b.finish_and_clear();
     }
     let wall = started.elapsed().as_secs_f64();
-    let cpu = cpu_seconds() - cpu0;
+    let cpu = nasheed::eval::cpu_seconds() - cpu0;
     eprintln!(
         "indexed {}, skipped {} (already indexed), failed {}; {:.2} h of audio in {:.1} s: {:.0}× real time ({:.0}× per CPU-second)",
         summary.indexed,
@@ -213,20 +213,6 @@ fn progress_bar(n: u64) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
-/// Process CPU time (user + system), from /proc where available; 0 elsewhere.
-fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    // Fields after the command name (which may hold spaces) : utime is the 12th, stime the 13th.
-    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-        return 0.0;
-    };
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 /// Inputs scanned per parallel batch: enough to keep every core busy, few enough to stream output.
 const SCAN_BATCH: usize = 16;
 
@@ -293,13 +279,9 @@ fn scan(
             };
             matched |= !record.matches.is_empty();
             unreadable |= record.error.is_some();
-            if format != Format::Text && format != Format::Csv {
-                // Errors also go to stderr, so that a pipeline reading stdout still sees them.
-            }
-            if let Some(e) = &record.error {
-                if format != Format::Text {
-                    eprintln!("error: {e}");
-                }
+            // In machine formats errors also go to stderr, so a pipeline reading stdout still sees them.
+            if let (Some(e), true) = (&record.error, format != Format::Text) {
+                eprintln!("error: {e}");
             }
             if let Err(e) = writer.write(&record) {
                 if e.kind() == std::io::ErrorKind::BrokenPipe {
