@@ -16,8 +16,9 @@ fn main() -> std::io::Result<()> {
     let clip = &song[7 * rate as usize..13 * rate as usize];
     let stereo: Vec<f32> = clip.iter().flat_map(|&x| [x, x * 0.8]).collect();
     synth::write_wav(&out.join("excerpt.wav"), &stereo, rate, 2)?;
-    // Demo references (seeds 101..=103, 40 s) for the README's first command.
-    for seed in 101..=103u64 {
+    // Demo references (seeds 101..=103, 40 s) for the README's first command, and 104, which is
+    // not indexed (the demo's "no match" clip).
+    for seed in 101..=104u64 {
         synth::write_wav(
             &out.join(format!("demo{seed}.wav")),
             &synth::song(seed, 40.0, rate),
