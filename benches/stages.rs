@@ -17,13 +17,23 @@ fn ms(seconds: f64) -> Throughput {
 fn decode(c: &mut Criterion) {
     let mut g = c.benchmark_group("decode");
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    for name in ["excerpt.mp3", "excerpt.m4a", "excerpt.ogg", "excerpt.opus", "excerpt.flac"] {
+    for name in [
+        "excerpt.mp3",
+        "excerpt.m4a",
+        "excerpt.ogg",
+        "excerpt.opus",
+        "excerpt.flac",
+    ] {
         let bytes = std::fs::read(dir.join(name)).expect("fixture");
         g.throughput(ms(6.0));
         g.bench_with_input(BenchmarkId::from_parameter(name), &bytes, |b, bytes| {
             b.iter(|| {
                 let ext = name.rsplit('.').next();
-                let mut src = SymphoniaSource::from_source(Box::new(std::io::Cursor::new(bytes.clone())), ext).expect("decodes");
+                let mut src = SymphoniaSource::from_source(
+                    Box::new(std::io::Cursor::new(bytes.clone())),
+                    ext,
+                )
+                .expect("decodes");
                 let mut n = 0;
                 while let Some(block) = src.next_block().expect("block") {
                     n += block.len();
@@ -50,7 +60,9 @@ fn stages(c: &mut Criterion) {
             out.len()
         })
     });
-    g.bench_function("spectrogram", |b| b.iter(|| spectrogram::spectrogram(&song8, &p).len()));
+    g.bench_function("spectrogram", |b| {
+        b.iter(|| spectrogram::spectrogram(&song8, &p).len())
+    });
     let frames = spectrogram::spectrogram(&song8, &p);
     g.bench_function("peak picking", |b| {
         b.iter(|| {
@@ -63,14 +75,25 @@ fn stages(c: &mut Criterion) {
     g.bench_function("hashing (query density)", |b| {
         b.iter(|| {
             let mut out = Vec::new();
-            hash::pair_peaks(&kept, 0..u32::MAX, p.max_dt, p.max_df, p.query.fan_out, &mut out);
+            hash::pair_peaks(
+                &kept,
+                0..u32::MAX,
+                p.max_dt,
+                p.max_df,
+                p.query.fan_out,
+                &mut out,
+            );
             out.len()
         })
     });
     g.bench_function("whole fingerprint from 44.1 kHz", |b| {
         b.iter(|| {
             let mut src = audio::MemorySource::new(song44.clone(), 44100);
-            fingerprint_source(&mut src, &p, Side::Reference).expect("fingerprint").prints.landmarks.len()
+            fingerprint_source(&mut src, &p, Side::Reference)
+                .expect("fingerprint")
+                .prints
+                .landmarks
+                .len()
         })
     });
     g.finish();
@@ -79,7 +102,13 @@ fn stages(c: &mut Criterion) {
 fn index(c: &mut Criterion) {
     let p = FingerprintParams::default();
     let prints = fingerprint::fingerprint(&synth::song(3, 60.0, 8000), &p, Side::Reference);
-    let track = |i: usize| NewTrack { path: format!("t{i}"), sha256: format!("{i:064}"), title: "t".into(), meta: Default::default(), duration_s: 60.0 };
+    let track = |i: usize| NewTrack {
+        path: format!("t{i}"),
+        sha256: format!("{i:064}"),
+        title: "t".into(),
+        meta: Default::default(),
+        duration_s: 60.0,
+    };
     let mut g = c.benchmark_group("index");
     g.throughput(ms(60.0));
     g.bench_function("sqlite insert one 60 s track", |b| {
@@ -97,7 +126,11 @@ fn index(c: &mut Criterion) {
     let db = dir.join("bench.db");
     let mut store = SqliteStore::open(&db, &p.id()).expect("db");
     for i in 0..200 {
-        let pr = fingerprint::fingerprint(&synth::song(1000 + i as u64, 30.0, 8000), &p, Side::Reference);
+        let pr = fingerprint::fingerprint(
+            &synth::song(1000 + i as u64, 30.0, 8000),
+            &p,
+            Side::Reference,
+        );
         store.add_track(&track(i), &pr).expect("insert");
     }
     let clip = synth::song(1050, 30.0, 8000)[8000 * 10..8000 * 20].to_vec();
@@ -108,15 +141,22 @@ fn index(c: &mut Criterion) {
     hashes.dedup();
     let mut g = c.benchmark_group("query");
     g.throughput(ms(10.0));
-    g.bench_function(format!("batched lookup of {} hashes, 200 tracks", hashes.len()), |b| {
-        b.iter(|| {
-            let mut n = 0usize;
-            store.lookup(&hashes, &mut |_, _, _| n += 1).expect("lookup");
-            n
-        })
-    });
+    g.bench_function(
+        format!("batched lookup of {} hashes, 200 tracks", hashes.len()),
+        |b| {
+            b.iter(|| {
+                let mut n = 0usize;
+                store
+                    .lookup(&hashes, &mut |_, _, _| n += 1)
+                    .expect("lookup");
+                n
+            })
+        },
+    );
     let scanner = Scanner::new(&store, &p, &MatchParams::default());
-    g.bench_function("lookup + voting + verification of a 10 s clip", |b| b.iter(|| scanner.scan(&fp).expect("scan").len()));
+    g.bench_function("lookup + voting + verification of a 10 s clip", |b| {
+        b.iter(|| scanner.scan(&fp).expect("scan").len())
+    });
     g.finish();
     drop(scanner);
     drop(store);

@@ -1,7 +1,7 @@
 //! Evaluation harness: index a labelled corpus, scan every query, print the scoreboard.
 //!
 //! ```text
-//! cargo run --release --example eval -- CORPUS_DIR [--out report.json] [--baseline old.json] [--tolerance 0.01]
+//! cargo run --release --example eval -- CORPUS_DIR [--out report.json] [--baseline old.json] [--tolerance 0.01] [--dump candidates.jsonl]
 //! ```
 //! CORPUS_DIR holds `refs/`, `queries/` and `ground_truth.csv` (see docs/EVALUATION.md).
 //! Exit code 1 when `--baseline` is given and recall regressed beyond the tolerance.
@@ -13,6 +13,7 @@ fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let (mut corpus, mut out, mut baseline, mut tolerance) =
         (None, PathBuf::from("eval-report.json"), None, 0.01);
+    let mut dump = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--out" => {
@@ -22,6 +23,7 @@ fn main() -> anyhow::Result<()> {
                     .ok_or_else(|| anyhow::anyhow!("--out FILE"))?
             }
             "--baseline" => baseline = args.next().map(PathBuf::from),
+            "--dump" => dump = args.next().map(PathBuf::from),
             "--tolerance" => {
                 tolerance = args
                     .next()
@@ -35,7 +37,7 @@ fn main() -> anyhow::Result<()> {
         anyhow::anyhow!("usage: eval CORPUS_DIR [--out FILE] [--baseline FILE] [--tolerance X]")
     })?;
     let db = std::env::temp_dir().join(format!("nasheed-eval-{}.db", std::process::id()));
-    let report = eval::evaluate(&corpus, &db)?;
+    let report = eval::evaluate(&corpus, &db, dump.as_deref())?;
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }

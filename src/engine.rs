@@ -129,6 +129,8 @@ pub struct Found {
     pub ref_end_s: f64,
     /// Reference seconds per upload second.
     pub speed: f64,
+    /// Pitch shift of the upload in cents, when pitch and tempo were changed independently.
+    pub pitch_cents: Option<f64>,
     /// Aligned hits.
     pub score: u32,
     /// Probability that the alignment is not chance.
@@ -162,7 +164,6 @@ impl<'a> Scanner<'a> {
     pub fn scan(&self, fp: &Fingerprint) -> Result<Vec<Found>> {
         let frame_s = self.params.frame_seconds();
         // Reference lengths are needed for the confidence; fetch each once.
-        let mut missing = Vec::new();
         let ref_frames = |id: TrackId| -> u32 {
             if let Ok(cache) = self.refs.lock() {
                 if let Some(r) = cache.get(&id) {
@@ -191,19 +192,17 @@ impl<'a> Scanner<'a> {
         let cache = self.refs.lock().map(|c| c.clone()).unwrap_or_default();
         let mut out = Vec::with_capacity(matches.len());
         for m in matches {
-            let (title, ref_path) = match cache.get(&m.track) {
-                Some((t, p, _)) => (t.clone(), p.clone()),
-                None => {
-                    missing.push(m.track);
-                    continue;
-                }
+            // Every matched track was looked up for its length above; a track removed since is skipped.
+            let Some((title, ref_path, _)) = cache.get(&m.track).cloned() else {
+                continue;
             };
             // The window of the last hit's anchor reaches one FFT past its start.
             let q0 = m.query_frames.0 as f64 * frame_s;
             let q1 = ((m.query_frames.1 as f64 * frame_s)
                 + self.params.fft_size as f64 / self.params.sample_rate as f64)
                 .min(fp.duration_s.max(q0));
-            let r0 = (m.query_frames.0 as i64 + m.offset) as f64 * frame_s;
+            let speed = m.warp.time;
+            let r0 = ((m.query_frames.0 as f64 * speed).round() as i64 + m.offset) as f64 * frame_s;
             out.push(Found {
                 ref_id: m.track,
                 title,
@@ -211,8 +210,9 @@ impl<'a> Scanner<'a> {
                 query_start_s: q0,
                 query_end_s: q1,
                 ref_start_s: r0,
-                ref_end_s: r0 + (q1 - q0) * m.speed,
-                speed: m.speed,
+                ref_end_s: r0 + (q1 - q0) * speed,
+                speed,
+                pitch_cents: (m.warp.freq != m.warp.time).then(|| 1200.0 * m.warp.freq.log2()),
                 score: m.score,
                 confidence: m.confidence,
             });

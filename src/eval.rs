@@ -264,7 +264,13 @@ pub struct Report {
 }
 
 /// Runs the corpus: indexes `refs/` into a fresh index at `db`, scans every query, scores.
-pub fn evaluate(corpus: &Path, db: &Path) -> anyhow::Result<Report> {
+/// With `dump`, every candidate before thresholds is written there as JSON lines (diagnostics).
+pub fn evaluate(corpus: &Path, db: &Path, dump: Option<&Path>) -> anyhow::Result<Report> {
+    use std::io::Write;
+    let mut dump = match dump {
+        Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p)?)),
+        None => None,
+    };
     let params = FingerprintParams::default();
     let truth = read_truth(&corpus.join("ground_truth.csv"))?;
     for suffix in ["", "-wal", "-shm"] {
@@ -348,6 +354,19 @@ pub fn evaluate(corpus: &Path, db: &Path) -> anyhow::Result<Report> {
                 .get(&c.track)
                 .map(|v| base(&v.0))
                 .unwrap_or_default();
+            if let Some(d) = dump.as_mut() {
+                let v = c.verification.unwrap_or(matching::Verification {
+                    checked: 0,
+                    found: 0,
+                    chance: 0.0,
+                    searched: 0.0,
+                });
+                let row = serde_json::json!({"query": t.query_file, "distortion": t.distortion, "clip": t.clip_len_s,
+                    "truth": t.ref_file, "ref": name, "right": !t.ref_file.is_empty() && name == base(&t.ref_file),
+                    "time": c.warp.time, "freq": c.warp.freq, "score": c.score, "rival": c.rival,
+                    "found": v.found, "checked": v.checked, "chance": v.chance, "searched": v.searched, "confidence": c.confidence});
+                writeln!(d, "{row}")?;
+            }
             if !t.ref_file.is_empty() && name == base(&t.ref_file) {
                 best_true = best_true.max(c.score);
             } else {
@@ -421,6 +440,9 @@ pub fn evaluate(corpus: &Path, db: &Path) -> anyhow::Result<Report> {
             .map(|a| a.confidence)
             .fold(0.0, f64::max),
     };
+    if let Some(d) = dump.as_mut() {
+        d.flush()?;
+    }
     Ok(Report {
         corpus: corpus.display().to_string(),
         params_id: params.id(),

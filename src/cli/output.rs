@@ -36,6 +36,8 @@ pub struct MatchRecord {
     ref_start_s: f64,
     ref_end_s: f64,
     speed: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pitch_cents: Option<f64>,
     score: u32,
     confidence: f64,
 }
@@ -55,6 +57,7 @@ impl From<&Found> for MatchRecord {
             ref_start_s: ms(f.ref_start_s),
             ref_end_s: ms(f.ref_end_s),
             speed: (f.speed * 10_000.0).round() / 10_000.0,
+            pitch_cents: f.pitch_cents.map(|c| c.round()),
             score: f.score,
             confidence: (f.confidence * 1e6).floor() / 1e6,
         }

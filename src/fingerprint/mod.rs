@@ -116,6 +116,60 @@ impl Fingerprinter {
     }
 }
 
+/// A guess at how an upload was edited, mapping it onto the reference: `time` is reference
+/// seconds per upload second, `freq` upload frequency per reference frequency. `(1, 1)` is no
+/// edit, `(s, s)` a speed change ("sped up" by `s`), `(1, f)` a pitch shift, `(t, 1)` a tempo change.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Warp {
+    /// Reference seconds per upload second.
+    pub time: f64,
+    /// Upload frequency per reference frequency.
+    pub freq: f64,
+}
+
+impl Warp {
+    /// No edit.
+    pub const IDENTITY: Warp = Warp {
+        time: 1.0,
+        freq: 1.0,
+    };
+}
+
+/// Landmarks of an upload's peaks moved into reference coordinates under `warp` (frames × time,
+/// bins ÷ freq) and paired again. Landmark frames are in reference time.
+pub fn warped_landmarks(
+    peaks: &[Peak],
+    warp: Warp,
+    params: &FingerprintParams,
+    fan_out: usize,
+) -> Vec<Landmark> {
+    let (lo, hi) = params.bins;
+    let mut moved: Vec<Peak> = peaks
+        .iter()
+        .filter_map(|p| {
+            let bin = (p.bin as f64 / warp.freq).round();
+            let frame = (p.frame as f64 * warp.time).round();
+            (bin >= lo as f64 && bin < hi as f64).then_some(Peak {
+                frame: frame as u32,
+                bin: bin as u16,
+                salience: p.salience,
+            })
+        })
+        .collect();
+    moved.sort_by_key(|p| (p.frame, p.bin));
+    moved.dedup_by_key(|p| (p.frame, p.bin));
+    let mut out = Vec::new();
+    hash::pair_peaks(
+        &moved,
+        0..u32::MAX,
+        params.max_dt,
+        params.max_df,
+        fan_out,
+        &mut out,
+    );
+    out
+}
+
 /// Landmarks and peaks of a whole signal (batch form, for tests and benchmarks).
 pub fn fingerprint(samples: &[f32], params: &FingerprintParams, side: Side) -> Prints {
     let mut fp = Fingerprinter::new(params, side);

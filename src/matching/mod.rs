@@ -13,7 +13,7 @@ pub mod verify;
 
 use std::collections::HashMap;
 
-use crate::fingerprint::{Landmark, Prints};
+use crate::fingerprint::{warped_landmarks, FingerprintParams, Landmark, Prints, Warp};
 use crate::index::{Store, TrackId};
 pub use verify::Verification;
 
@@ -37,8 +37,13 @@ pub struct MatchParams {
     pub min_confidence: f64,
     /// Candidate offsets examined per reference (several allow a chant repeated in one upload).
     pub candidates_per_track: usize,
-    /// The fingerprint's analysed band (FFT bins), for the chance level of verification.
-    pub band: (usize, usize),
+    /// The fingerprint parameters of the index (band, pairing zone), to re-pair warped peaks.
+    pub fingerprint: FingerprintParams,
+    /// Edits tried on every upload (speed, pitch, tempo); the identity first.
+    pub warps: Vec<Warp>,
+    /// Peaks and targets used under warps: sparser than for the unwarped query, since every
+    /// warp costs a round of lookups.
+    pub warp_density: crate::fingerprint::Density,
 }
 
 impl Default for MatchParams {
@@ -48,13 +53,44 @@ impl Default for MatchParams {
             max_gap_frames: 400,
             min_score: 6,
             max_verified: 12,
-            min_fraction: 0.3,
+            min_fraction: 0.2,
             min_margin: 3,
-            min_confidence: 0.5,
+            min_confidence: 0.9,
             candidates_per_track: 4,
-            band: crate::fingerprint::FingerprintParams::default().bins,
+            fingerprint: FingerprintParams::default(),
+            warps: default_warps(),
+            warp_density: crate::fingerprint::Density {
+                peaks_per_window: 24,
+                fan_out: 4,
+            },
         }
     }
+}
+
+/// The edits tried by default: speed changes (pitch and tempo together) of ±12 %, pitch shifts
+/// of ±200 cents and tempo changes of ±12 %, each on a grid fine enough that the hashes of the
+/// nearest step still agree (steps measured on the evaluation corpus; see docs/EVASION.md).
+pub fn default_warps() -> Vec<Warp> {
+    let mut warps = vec![Warp::IDENTITY];
+    let steps = |lo: f64, hi: f64, step: f64| {
+        let n = ((hi - lo) / step).round() as i64;
+        (0..=n)
+            .map(move |i| lo + i as f64 * step)
+            .filter(|x| (x - 1.0).abs() > 1e-9)
+    };
+    for s in steps(0.88, 1.12, 0.01) {
+        warps.push(Warp { time: s, freq: s });
+    }
+    for cents in steps(-200.0 / 1200.0 + 1.0, 200.0 / 1200.0 + 1.0, 15.0 / 1200.0) {
+        warps.push(Warp {
+            time: 1.0,
+            freq: 2f64.powf(cents - 1.0),
+        });
+    }
+    for t in steps(0.88, 1.12, 0.03) {
+        warps.push(Warp { time: t, freq: 1.0 });
+    }
+    warps
 }
 
 /// One match: a stretch of the query aligned with a stretch of a reference (times in frames).
@@ -64,10 +100,10 @@ pub struct Match {
     pub track: TrackId,
     /// First and last query frame with an aligned hit.
     pub query_frames: (u32, u32),
-    /// Offset `reference frame − query frame` (median of the aligned hits).
+    /// Offset `reference frame − round(query frame × warp.time)` (median of the aligned hits).
     pub offset: i64,
-    /// Reference frames per query frame.
-    pub speed: f64,
+    /// The edit under which the query aligns.
+    pub warp: Warp,
     /// Aligned hits: query landmarks found in the reference at this offset.
     pub score: u32,
     /// Score of the best other alignment of the same reference over the same stretch of query
@@ -115,31 +151,64 @@ pub fn candidates(
     ref_frames: &dyn Fn(TrackId) -> u32,
     params: &MatchParams,
 ) -> crate::index::Result<Vec<Match>> {
-    let hits = collect_hits(store, &query.landmarks)?;
-    let (cands, trials) = vote(hits, query_frames, ref_frames, params);
-    let peaks = verify::QueryPeaks::new(&query.peaks, params.band);
+    // Landmarks under every warp, then one lookup for all of them: neighbouring warps share
+    // most of their hashes, so the union is much smaller than the sum.
+    let fp = &params.fingerprint;
+    let sparse = crate::fingerprint::peaks::select_peaks(
+        &query.peaks,
+        fp.rank_window,
+        params.warp_density.peaks_per_window,
+    );
+    let warped: Vec<Vec<Landmark>> = params
+        .warps
+        .iter()
+        .map(|&w| match w == Warp::IDENTITY {
+            true => query.landmarks.clone(),
+            false => warped_landmarks(&sparse, w, fp, params.warp_density.fan_out),
+        })
+        .collect();
+    let mut hits = collect_hits(store, &warped, &params.warps)?;
+    let mut cands = Vec::new();
+    let mut trials = 0.0;
+    for (w, &warp) in params.warps.iter().enumerate() {
+        let (found, t) = vote(
+            std::mem::take(&mut hits[w]),
+            query_frames,
+            warp,
+            ref_frames,
+            params,
+        );
+        cands.extend(found);
+        trials += t;
+    }
+    let peaks = verify::QueryPeaks::new(&query.peaks, params.fingerprint.bins);
     verify::verify_candidates(store, &peaks, cands, trials, params)
 }
 
-/// Looks every distinct query hash up once and expands the rows into hits.
-fn collect_hits(store: &dyn Store, query: &[Landmark]) -> crate::index::Result<Vec<Hit>> {
-    let mut by_hash: HashMap<u32, Vec<u32>> = HashMap::new();
-    for l in query {
-        by_hash.entry(l.hash).or_default().push(l.frame);
+/// Looks every distinct hash of every warp up once and expands the rows into hits, one list per
+/// warp. Landmark frames are in reference time; hits keep the query frame.
+fn collect_hits(
+    store: &dyn Store,
+    sets: &[Vec<Landmark>],
+    warps: &[Warp],
+) -> crate::index::Result<Vec<Vec<Hit>>> {
+    let mut by_hash: HashMap<u32, Vec<(usize, u32)>> = HashMap::new();
+    for (w, set) in sets.iter().enumerate() {
+        for l in set {
+            by_hash.entry(l.hash).or_default().push((w, l.frame));
+        }
     }
     let mut keys: Vec<u32> = by_hash.keys().copied().collect();
     keys.sort_unstable();
-    let mut hits = Vec::new();
+    let mut hits = vec![Vec::new(); sets.len()];
     store.lookup(&keys, &mut |hash, track, t| {
-        if let Some(frames) = by_hash.get(&hash) {
-            for &q in frames {
-                hits.push(Hit {
-                    track,
-                    offset: t as i64 - q as i64,
-                    query: q,
-                    hash,
-                });
-            }
+        for &(w, frame) in by_hash.get(&hash).map(Vec::as_slice).unwrap_or_default() {
+            hits[w].push(Hit {
+                track,
+                offset: t as i64 - frame as i64,
+                query: (frame as f64 / warps[w].time).round() as u32,
+                hash,
+            });
         }
     })?;
     Ok(hits)
@@ -150,6 +219,7 @@ fn collect_hits(store: &dyn Store, query: &[Landmark]) -> crate::index::Result<V
 fn vote(
     mut hits: Vec<Hit>,
     query_frames: u32,
+    warp: Warp,
     ref_frames: &dyn Fn(TrackId) -> u32,
     p: &MatchParams,
 ) -> (Vec<Match>, f64) {
@@ -185,7 +255,7 @@ fn vote(
                         track,
                         query_frames: (seg[0].query, seg[seg.len() - 1].query),
                         offset: offs[offs.len() / 2],
-                        speed: 1.0,
+                        warp,
                         score: seg.len() as u32,
                         rival: 0,
                         verification: None,
@@ -335,7 +405,13 @@ mod tests {
     fn aligned_hits_beat_noise() {
         let mut hits = noise(3000);
         hits.extend(hits_at(3, 1234, (0..600).step_by(20)));
-        let (m, _) = vote(hits, 600, &|_| 20_000, &MatchParams::default());
+        let (m, _) = vote(
+            hits,
+            600,
+            Warp::IDENTITY,
+            &|_| 20_000,
+            &MatchParams::default(),
+        );
         assert_eq!(m.len(), 1, "{m:?}");
         assert_eq!(
             (m[0].track, m[0].offset, m[0].score),
@@ -346,7 +422,13 @@ mod tests {
     #[test]
     fn noise_alone_gives_no_match() {
         for n in [100, 3000, 30_000] {
-            let (m, _) = vote(noise(n), 600, &|_| 20_000, &MatchParams::default());
+            let (m, _) = vote(
+                noise(n),
+                600,
+                Warp::IDENTITY,
+                &|_| 20_000,
+                &MatchParams::default(),
+            );
             assert!(m.is_empty(), "{n} chance hits gave {m:?}");
         }
     }
@@ -357,7 +439,16 @@ mod tests {
         hits.extend(hits_at(2, 9000, (400..700).step_by(10)));
         // The same reference again later, at another offset (a chant repeated).
         hits.extend(hits_at(1, -300, (800..1100).step_by(10)));
-        let m = resolve_overlaps(vote(hits, 1100, &|_| 20_000, &MatchParams::default()).0);
+        let m = resolve_overlaps(
+            vote(
+                hits,
+                1100,
+                Warp::IDENTITY,
+                &|_| 20_000,
+                &MatchParams::default(),
+            )
+            .0,
+        );
         let got: Vec<_> = m
             .iter()
             .map(|m| (m.track.0, m.offset, m.query_frames))
