@@ -365,7 +365,39 @@ fn resolve_overlaps(mut segs: Vec<Match>) -> Vec<Match> {
         }
     }
     kept.sort_by_key(|m| (m.query_frames.0, std::cmp::Reverse(m.score)));
-    kept
+    merge_continuations(kept)
+}
+
+/// Reference frames two pieces of one alignment may disagree by and still be one match (~0.3 s).
+const CONTINUATION_FRAMES: f64 = 20.0;
+
+/// Joins consecutive matches of one reference when the second continues the first's alignment:
+/// an edit that drifts a little (a tempo change, a varispeed) is one match, not several.
+/// The joined match keeps the stronger piece's alignment and confidence.
+fn merge_continuations(matches: Vec<Match>) -> Vec<Match> {
+    let mut out: Vec<Match> = Vec::new();
+    for m in matches {
+        if let Some(last) = out.last_mut() {
+            let q = m.query_frames.0 as f64;
+            let predicted = (q * last.warp.time).round() + last.offset as f64;
+            let actual = (q * m.warp.time).round() + m.offset as f64;
+            if last.track == m.track && (predicted - actual).abs() <= CONTINUATION_FRAMES {
+                let span = (
+                    last.query_frames.0,
+                    last.query_frames.1.max(m.query_frames.1),
+                );
+                let score = last.score + m.score;
+                if m.score > last.score {
+                    *last = m;
+                }
+                last.query_frames = span;
+                last.score = score;
+                continue;
+            }
+        }
+        out.push(m);
+    }
+    out
 }
 
 #[cfg(test)]

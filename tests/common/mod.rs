@@ -27,6 +27,8 @@ pub struct MatchOut {
     pub ref_start_s: f64,
     pub ref_end_s: f64,
     pub speed: f64,
+    #[serde(default)]
+    pub pitch_cents: Option<f64>,
     pub score: u64,
     pub confidence: f64,
 }
@@ -128,4 +130,69 @@ pub fn parse_jsonl(stdout: &[u8]) -> Vec<Record> {
 /// The repository's fixture folder.
 pub fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// Time-stretch by WSOLA (overlap-add with waveform-similarity alignment) without changing pitch:
+/// `factor` is input seconds per output second (0.9 makes the output 1/0.9 times longer).
+pub fn stretch(x: &[f32], factor: f64) -> Vec<f32> {
+    const N: usize = 2048;
+    const HOP: usize = N / 4;
+    const SEEK: usize = 256;
+    let out_len = (x.len() as f64 / factor) as usize;
+    let window: Vec<f32> = (0..N)
+        .map(|i| 0.5 - 0.5 * (std::f32::consts::TAU * i as f32 / N as f32).cos())
+        .collect();
+    let mut out = vec![0.0f32; out_len + N];
+    let mut norm = vec![0.0f32; out_len + N];
+    let mut prev: Option<usize> = None; // input position of the previous frame
+    let mut k = 0;
+    while k * HOP < out_len {
+        let nominal = (k as f64 * HOP as f64 * factor) as usize;
+        if nominal + N + SEEK >= x.len() {
+            break;
+        }
+        // The continuation the previous frame would have had; pick the nearby start most like it.
+        let pos = match prev {
+            None => nominal,
+            Some(p) => {
+                let natural = &x[p + HOP..p + HOP + N / 2];
+                let lo = nominal.saturating_sub(SEEK);
+                (lo..=nominal + SEEK)
+                    .max_by(|&a, &b| {
+                        let ca: f32 = natural
+                            .iter()
+                            .zip(&x[a..a + N / 2])
+                            .map(|(u, v)| u * v)
+                            .sum();
+                        let cb: f32 = natural
+                            .iter()
+                            .zip(&x[b..b + N / 2])
+                            .map(|(u, v)| u * v)
+                            .sum();
+                        ca.total_cmp(&cb)
+                    })
+                    .unwrap_or(nominal)
+            }
+        };
+        for i in 0..N {
+            out[k * HOP + i] += x[pos + i] * window[i];
+            norm[k * HOP + i] += window[i];
+        }
+        prev = Some(pos);
+        k += 1;
+    }
+    out.truncate(out_len);
+    out.iter()
+        .zip(&norm)
+        .map(|(o, n)| if *n > 1e-3 { o / n } else { 0.0 })
+        .collect()
+}
+
+/// Resamples as if `x` had been recorded at `from` Hz and is played back at `to` Hz.
+pub fn resample(x: &[f32], from: u32, to: u32) -> Vec<f32> {
+    let mut r = nasheed::audio::Resampler::new(from, to).unwrap();
+    let mut out = Vec::new();
+    r.process(x, &mut out).unwrap();
+    r.finish(&mut out).unwrap();
+    out
 }

@@ -1,0 +1,94 @@
+//! Evasion edits made in the test itself: sped up (resampling), tempo-only (WSOLA), pitch-only
+//! (WSOLA then resampling). Each is found with the right reference, offset and factor.
+
+mod common;
+use common::*;
+use nasheed::synth;
+
+const RATE: u32 = 44100;
+const AT: f64 = 6.0; // where the excerpt starts in the reference (s)
+
+fn setup(name: &str) -> (Scratch, Vec<f32>) {
+    let s = Scratch::new(name);
+    let paths: Vec<_> = (1..=3)
+        .map(|seed| s.path(&format!("ref{seed}.wav")))
+        .collect();
+    for (seed, p) in (1..=3).zip(&paths) {
+        write_song(p, seed, 30.0);
+    }
+    index(
+        &s.db(),
+        &paths.iter().map(|p| p.as_path()).collect::<Vec<_>>(),
+    );
+    let song = synth::song(2, 30.0, RATE);
+    let a = (AT * RATE as f64) as usize;
+    (s, song[a..a + 10 * RATE as usize].to_vec())
+}
+
+/// Scans one clip and returns its only match, checking reference and offset.
+fn check(s: &Scratch, name: &str, clip: &[f32], time_scale: f64) -> MatchOut {
+    let path = s.path(name);
+    synth::write_wav(&path, clip, RATE, 1).unwrap();
+    let (code, mut recs) = scan(&s.db(), &[&path]);
+    assert_eq!(code, 1, "{name}: no match");
+    let r = recs.remove(0);
+    assert_eq!(r.matches.len(), 1, "{name}: {:?}", r.matches);
+    let m = r.matches.into_iter().next().unwrap();
+    assert_eq!(m.title, "ref2", "{name}");
+    let clip_s = clip.len() as f64 / RATE as f64;
+    let tol = 0.1 + 0.02 * clip_s;
+    assert!(
+        (m.offset() - AT).abs() <= tol,
+        "{name}: offset {:.3}, want {AT} ± {tol:.2}",
+        m.offset()
+    );
+    assert!(
+        (m.speed - time_scale).abs() <= 0.021,
+        "{name}: speed {} want {time_scale}",
+        m.speed
+    );
+    m
+}
+
+#[test]
+fn sped_up_and_slowed_down_uploads_are_found_with_their_speed() {
+    let (s, clip) = setup("evasion-speed");
+    for speed in [1.08, 0.93] {
+        // Played `speed` times faster: pitch and tempo up together.
+        let edited = resample(&clip, (RATE as f64 * speed) as u32, RATE);
+        let m = check(&s, &format!("speed{speed}.wav"), &edited, speed);
+        assert_eq!(
+            m.pitch_cents, None,
+            "a speed change moves pitch and tempo together"
+        );
+    }
+}
+
+#[test]
+fn tempo_only_changes_are_found_with_their_tempo() {
+    let (s, clip) = setup("evasion-tempo");
+    for tempo in [1.1, 0.9] {
+        let edited = stretch(&clip, tempo);
+        let m = check(&s, &format!("tempo{tempo}.wav"), &edited, tempo);
+        let cents = m
+            .pitch_cents
+            .expect("tempo alone changed: pitch_cents is reported");
+        assert!(cents.abs() <= 20.0, "pitch moved {cents} cents");
+    }
+}
+
+#[test]
+fn pitch_only_shifts_are_found_with_their_shift() {
+    let (s, clip) = setup("evasion-pitch");
+    for cents in [150.0f64, -120.0] {
+        let p = 2f64.powf(cents / 1200.0);
+        // Longer by p without pitch change, then played p times faster: same length, pitch × p.
+        let edited = resample(&stretch(&clip, 1.0 / p), (RATE as f64 * p) as u32, RATE);
+        let m = check(&s, &format!("pitch{cents}.wav"), &edited, 1.0);
+        let got = m.pitch_cents.expect("pitch_cents is reported");
+        assert!(
+            (got - cents).abs() <= 20.0,
+            "pitch {got} cents, want {cents}"
+        );
+    }
+}
