@@ -146,16 +146,20 @@ pub struct Scanner<'a> {
 }
 
 impl<'a> Scanner<'a> {
-    /// A scanner over `store`.
+    /// A scanner over `store` (built with `params`); `match_params.fingerprint` is set to `params`.
     pub fn new(
         store: &'a dyn Store,
         params: &FingerprintParams,
         match_params: &MatchParams,
     ) -> Self {
+        let match_params = MatchParams {
+            fingerprint: params.clone(),
+            ..match_params.clone()
+        };
         Scanner {
             store,
             params: params.clone(),
-            match_params: match_params.clone(),
+            match_params,
             refs: Mutex::new(HashMap::new()),
         }
     }
