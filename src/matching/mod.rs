@@ -181,7 +181,7 @@ pub fn candidates(
         cands.extend(found);
         trials += t;
     }
-    let peaks = verify::QueryPeaks::new(&query.peaks, params.fingerprint.bins);
+    let peaks = verify::QueryPeaks::new(&query.peaks, params.fingerprint.bins, query_frames);
     verify::verify_candidates(store, &peaks, cands, trials, params)
 }
 

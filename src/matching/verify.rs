@@ -25,6 +25,9 @@ use crate::index::{Store, TrackId};
 /// confident of 250 negatives gets 0.12, and true matches lose little.
 pub const PEAKS_PER_EVENT: f64 = 1.5;
 
+/// Frames (1.5 s) by which the checked stretch extends past the hits on each side.
+pub const VERIFY_MARGIN_FRAMES: u32 = 94;
+
 /// Outcome of checking one alignment.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Verification {
@@ -48,13 +51,14 @@ impl Verification {
 /// Query peaks widened by the tolerance, for constant-time "is there a peak near here?".
 pub struct QueryPeaks {
     cells: HashSet<(u32, u16)>,
+    frames: u32,
     by_frame: Vec<u32>,
     bins: (u16, u16),
 }
 
 impl QueryPeaks {
-    /// Indexes the query's peaks; `bins` is the analysed band.
-    pub fn new(peaks: &[Peak], bins: (usize, usize)) -> Self {
+    /// Indexes the query's peaks; `bins` is the analysed band, `frames` the query's length.
+    pub fn new(peaks: &[Peak], bins: (usize, usize), frames: u32) -> Self {
         let mut cells = HashSet::with_capacity(peaks.len() * 9);
         for p in peaks {
             for df in 0..3u32 {
@@ -70,9 +74,22 @@ impl QueryPeaks {
         let by_frame = peaks.iter().map(|p| p.frame).collect();
         QueryPeaks {
             cells,
+            frames,
             by_frame,
             bins: (bins.0 as u16, bins.1 as u16),
         }
+    }
+
+    /// The stretch of query checked for a match spanning `(q0, q1)`: widened by
+    /// [`VERIFY_MARGIN_FRAMES`] on each side within the query, since under noise the hits cover
+    /// only part of the audio that actually matches.
+    pub fn widen(&self, (q0, q1): (u32, u32)) -> (u32, u32) {
+        (
+            q0.saturating_sub(VERIFY_MARGIN_FRAMES),
+            (q1 + VERIFY_MARGIN_FRAMES)
+                .min(self.frames.saturating_sub(1))
+                .max(q1),
+        )
     }
 
     /// Checks the reference peaks that fall on query frames `q0..=q1` at `offset` under `warp`
@@ -135,8 +152,9 @@ pub fn verify_candidates(
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => e.insert(store.peaks(m.track)?),
         };
-        let mut v = query.verify(reference, m.offset, m.query_frames, m.warp);
-        v.chance = v.chance.max(null_rate(query, reference, &m));
+        let span = query.widen(m.query_frames);
+        let mut v = query.verify(reference, m.offset, span, m.warp);
+        v.chance = v.chance.max(null_rate(query, reference, &m, span));
         v.searched = trials;
         let tail = binomial_sf(
             v.found as f64 / PEAKS_PER_EVENT,
@@ -160,10 +178,10 @@ const NULL_SHIFTS: [i64; 8] = [-233, -157, -97, -41, 43, 101, 163, 229];
 /// Share of reference peaks found at shifted, wrong alignments of the same stretch: the chance
 /// level for *this* pair of recordings. Peaks crowd into the same bins in music of one key or
 /// one instrument, so a uniform chance estimate would be far too low there.
-fn null_rate(query: &QueryPeaks, reference: &[Peak], m: &Match) -> f64 {
+fn null_rate(query: &QueryPeaks, reference: &[Peak], m: &Match, span: (u32, u32)) -> f64 {
     let (mut found, mut checked) = (0u32, 0u32);
     for shift in NULL_SHIFTS {
-        let v = query.verify(reference, m.offset + shift, m.query_frames, m.warp);
+        let v = query.verify(reference, m.offset + shift, span, m.warp);
         found += v.found;
         checked += v.checked;
     }
@@ -254,7 +272,7 @@ mod tests {
                 ..*p
             })
             .collect();
-        let q = QueryPeaks::new(&query, (6, 232));
+        let q = QueryPeaks::new(&query, (6, 232), 700);
         let right = q.verify(&peaks, 300, (0, 600), Warp::IDENTITY);
         assert!(
             right.found > 100 && right.found == right.checked,
