@@ -8,6 +8,7 @@
 //! | fingerprint | [`fingerprint`] | samples → spectral peaks → landmark hashes |
 //! | index | [`index`] | landmarks ↔ SQLite (a [`index::Store`]) |
 //! | match | [`matching`] | hits → offset votes → matches with confidence |
+//! | share | [`pack`] | fingerprints ↔ portable pack files (no audio) |
 //! | glue | [`engine`] | the calls the CLI and the evaluation harness share |
 //!
 //! [`eval`] scores a labelled corpus (the evaluation harness's core). [`synth`] makes deterministic synthetic music for tests, benchmarks and the examples.
@@ -29,6 +30,7 @@ pub mod eval;
 pub mod fingerprint;
 pub mod index;
 pub mod matching;
+pub mod pack;
 pub mod synth;
 
 pub use engine::{Error, Found, Result, Scanner};

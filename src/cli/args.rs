@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "nasheed", version, about)]
 pub struct Args {
-    /// Index database.
+    /// Index database; for `scan`, `list` and `stats` also a fingerprint pack or a folder of packs.
     #[arg(long, global = true, env = "NASHEED_DB", default_value = "nasheed.db")]
     pub db: PathBuf,
     /// What to do.
@@ -57,6 +57,23 @@ pub enum Command {
         /// Output format (text or json).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+    },
+    /// Write references' fingerprints and metadata (never audio) to a pack file.
+    Export {
+        /// Pack file to write (default: standard output, when it is not a terminal).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Track ids to export (default: all).
+        ids: Vec<i64>,
+        /// Export only tracks whose metadata has KEY=VALUE.
+        #[arg(long = "where", value_name = "KEY=VALUE")]
+        filter: Option<String>,
+    },
+    /// Add the tracks of fingerprint packs to the index (each pack all or nothing).
+    Import {
+        /// Pack files.
+        #[arg(required = true)]
+        packs: Vec<PathBuf>,
     },
     /// Remove references by id.
     Remove {

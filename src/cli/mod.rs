@@ -14,6 +14,7 @@ use nasheed::engine::{self, IndexEvent, IndexJob};
 use nasheed::fingerprint::{FingerprintParams, Side};
 use nasheed::index::{Metadata, SqliteStore, Store, TrackId};
 use nasheed::matching::MatchParams;
+use nasheed::pack;
 use nasheed::Scanner;
 
 use args::{Args, Command, Format};
@@ -48,6 +49,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         Command::List { format } => list(&args.db, &params, format),
         Command::Stats { format } => stats(&args.db, &params, format),
         Command::Remove { ids } => remove(&args.db, &params, &ids),
+        Command::Export { out, ids, filter } => export(&args.db, &params, out, &ids, filter),
+        Command::Import { packs } => import(&args.db, &params, &packs),
     }
 }
 
@@ -224,7 +227,7 @@ fn scan(
     min_confidence: Option<f64>,
 ) -> anyhow::Result<Outcome> {
     use rayon::prelude::*;
-    let store = SqliteStore::open_existing(db, &params.id())?;
+    let store = open_for_reading(db, params)?;
     let mut mp = MatchParams::default();
     if let Some(c) = min_confidence {
         mp.min_confidence = c;
@@ -325,7 +328,7 @@ fn spool_stdin() -> anyhow::Result<PathBuf> {
 }
 
 fn list(db: &Path, params: &FingerprintParams, format: Format) -> anyhow::Result<Outcome> {
-    let store = SqliteStore::open_existing(db, &params.id())?;
+    let store = open_for_reading(db, params)?;
     let tracks = store.tracks()?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let res = if format == Format::Json || format == Format::Jsonl {
@@ -350,7 +353,7 @@ fn list(db: &Path, params: &FingerprintParams, format: Format) -> anyhow::Result
 }
 
 fn stats(db: &Path, params: &FingerprintParams, format: Format) -> anyhow::Result<Outcome> {
-    let store = SqliteStore::open_existing(db, &params.id())?;
+    let store = open_for_reading(db, params)?;
     let s = store.stats()?;
     let mut out = std::io::stdout().lock();
     let res = if format == Format::Json || format == Format::Jsonl {
@@ -387,6 +390,86 @@ fn remove(db: &Path, params: &FingerprintParams, ids: &[i64]) -> anyhow::Result<
         Outcome::Success
     } else {
         Outcome::Failed
+    })
+}
+
+/// An index database, or a pack / folder of packs loaded into memory.
+fn open_for_reading(db: &Path, params: &FingerprintParams) -> anyhow::Result<SqliteStore> {
+    if pack::is_pack_source(db) {
+        return pack::load(db, &params.id())
+            .with_context(|| format!("loading packs from {}", db.display()));
+    }
+    Ok(SqliteStore::open_existing(db, &params.id())?)
+}
+
+fn export(
+    db: &Path,
+    params: &FingerprintParams,
+    out: Option<PathBuf>,
+    ids: &[i64],
+    filter: Option<String>,
+) -> anyhow::Result<Outcome> {
+    let store = open_for_reading(db, params)?;
+    let mut chosen: Vec<TrackId> = ids.iter().map(|&i| TrackId(i)).collect();
+    if let Some(f) = filter {
+        let Some((k, v)) = f.split_once('=') else {
+            bail!("--where {f}: expected KEY=VALUE")
+        };
+        let matching = pack::ids_where(&store, k.trim(), v)?;
+        if chosen.is_empty() {
+            chosen = matching;
+        } else {
+            chosen.retain(|id| matching.contains(id));
+        }
+        if chosen.is_empty() {
+            bail!("no track has {f}");
+        }
+    }
+    let bytes = pack::export(&store, &chosen)?;
+    match out {
+        Some(path) => std::fs::write(&path, &bytes)
+            .with_context(|| format!("{}: cannot write", path.display()))?,
+        None if std::io::stdout().is_terminal() => {
+            bail!("refusing to write a binary pack to a terminal: use --out FILE")
+        }
+        None => std::io::stdout().lock().write_all(&bytes)?,
+    }
+    eprintln!("exported {} bytes", bytes.len());
+    Ok(Outcome::Success)
+}
+
+fn import(db: &Path, params: &FingerprintParams, packs: &[PathBuf]) -> anyhow::Result<Outcome> {
+    let mut store = SqliteStore::open(db, &params.id())?;
+    let mut failed = false;
+    for p in packs {
+        let started = Instant::now();
+        let result = std::fs::read(p)
+            .map_err(anyhow::Error::from)
+            .and_then(|b| Ok(pack::import(&mut store, &b)?));
+        match result {
+            Ok(s) => {
+                let secs = started.elapsed().as_secs_f64().max(1e-9);
+                eprintln!(
+                    "{}: added {}, skipped {} (already indexed), {} hashes in {:.2} s ({:.0} tracks/s, {:.0} hashes/s)",
+                    p.display(),
+                    s.added,
+                    s.skipped,
+                    s.hashes,
+                    secs,
+                    (s.added + s.skipped) as f64 / secs,
+                    s.hashes as f64 / secs
+                );
+            }
+            Err(e) => {
+                eprintln!("error: {}: {e:#}", p.display());
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        Outcome::Failed
+    } else {
+        Outcome::Success
     })
 }
 

@@ -119,6 +119,14 @@ pub trait Store {
     fn params_id(&self) -> &str;
     /// Adds a track, its landmarks and peaks atomically: afterwards all of it is visible or none.
     fn add_track(&mut self, track: &NewTrack, prints: &Prints) -> Result<TrackId>;
+    /// Adds several tracks in one transaction (all or nothing), skipping those whose SHA-256 is
+    /// already present. Returns (added, skipped).
+    fn add_tracks(&mut self, tracks: &[(NewTrack, Prints)]) -> Result<(usize, usize)>;
+    /// The stored landmarks of these tracks (one pass over the hash table).
+    fn landmarks(
+        &self,
+        ids: &[TrackId],
+    ) -> Result<std::collections::HashMap<TrackId, Vec<crate::fingerprint::Landmark>>>;
     /// The stored peaks of a track (frame and bin; salience is not kept), sorted by (frame, bin).
     fn peaks(&self, id: TrackId) -> Result<Vec<Peak>>;
     /// The track with this content hash, if indexed.

@@ -16,7 +16,9 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use super::{IndexError, Metadata, NewTrack, Result, Stats, Store, TrackId, TrackInfo};
-use crate::fingerprint::{Peak, Prints};
+use std::collections::{HashMap, HashSet};
+
+use crate::fingerprint::{Landmark, Peak, Prints};
 
 const TRACKS: &str = "tracks";
 const HASHES: &str = "hashes";
@@ -175,6 +177,36 @@ impl SqliteStore {
     }
 }
 
+/// Inserts one track with its hashes (sorted, deduplicated) and peaks inside `tx`.
+fn insert_track(
+    tx: &rusqlite::Transaction<'_>,
+    track: &NewTrack,
+    prints: &Prints,
+) -> Result<TrackId> {
+    let mut rows: Vec<(u32, u32)> = prints.landmarks.iter().map(|l| (l.hash, l.frame)).collect();
+    rows.sort_unstable();
+    rows.dedup();
+    let meta = serde_json::to_string(&track.meta).unwrap_or_else(|_| "{}".into());
+    tx.execute(
+        &format!("INSERT INTO {TRACKS} (path, sha256, title, meta, duration_s, n_hashes) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+        params![track.path, track.sha256, track.title, meta, track.duration_s, rows.len() as i64],
+    )?;
+    let id = tx.last_insert_rowid();
+    {
+        let mut ins = tx.prepare_cached(&format!(
+            "INSERT OR IGNORE INTO {HASHES} (hash, track, t) VALUES (?1, ?2, ?3)"
+        ))?;
+        for (h, t) in &rows {
+            ins.execute(params![h, id, t])?;
+        }
+    }
+    tx.execute(
+        &format!("INSERT INTO {PEAKS} (track, data) VALUES (?1, ?2)"),
+        params![id, super::encode_peaks(&prints.peaks)],
+    )?;
+    Ok(TrackId(id))
+}
+
 const TRACK_COLUMNS: &str = "id, path, sha256, title, meta, duration_s, n_hashes, indexed_at";
 
 impl Store for SqliteStore {
@@ -183,31 +215,55 @@ impl Store for SqliteStore {
     }
 
     fn add_track(&mut self, track: &NewTrack, prints: &Prints) -> Result<TrackId> {
-        let mut rows: Vec<(u32, u32)> =
-            prints.landmarks.iter().map(|l| (l.hash, l.frame)).collect();
-        rows.sort_unstable();
-        rows.dedup();
-        let meta = serde_json::to_string(&track.meta).unwrap_or_else(|_| "{}".into());
         let tx = self.conn.transaction()?;
-        tx.execute(
-            &format!("INSERT INTO {TRACKS} (path, sha256, title, meta, duration_s, n_hashes) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
-            params![track.path, track.sha256, track.title, meta, track.duration_s, rows.len() as i64],
-        )?;
-        let id = tx.last_insert_rowid();
-        {
-            let mut ins = tx.prepare_cached(&format!(
-                "INSERT OR IGNORE INTO {HASHES} (hash, track, t) VALUES (?1, ?2, ?3)"
-            ))?;
-            for (h, t) in &rows {
-                ins.execute(params![h, id, t])?;
+        let id = insert_track(&tx, track, prints)?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    fn add_tracks(&mut self, tracks: &[(NewTrack, Prints)]) -> Result<(usize, usize)> {
+        let tx = self.conn.transaction()?;
+        let (mut added, mut skipped) = (0, 0);
+        for (track, prints) in tracks {
+            let known: Option<i64> = tx
+                .query_row(
+                    &format!("SELECT id FROM {TRACKS} WHERE sha256 = ?1"),
+                    [&track.sha256],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if known.is_some() {
+                skipped += 1;
+            } else {
+                insert_track(&tx, track, prints)?;
+                added += 1;
             }
         }
-        tx.execute(
-            &format!("INSERT INTO {PEAKS} (track, data) VALUES (?1, ?2)"),
-            params![id, super::encode_peaks(&prints.peaks)],
-        )?;
         tx.commit()?;
-        Ok(TrackId(id))
+        Ok((added, skipped))
+    }
+
+    fn landmarks(&self, ids: &[TrackId]) -> Result<HashMap<TrackId, Vec<Landmark>>> {
+        let wanted: HashSet<i64> = ids.iter().map(|t| t.0).collect();
+        let mut out: HashMap<TrackId, Vec<Landmark>> =
+            ids.iter().map(|&t| (t, Vec::new())).collect();
+        // The table is keyed by hash: one pass over it serves every track.
+        let mut st = self
+            .conn
+            .prepare(&format!("SELECT hash, track, t FROM {HASHES}"))?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let track: i64 = r.get(1)?;
+            if wanted.contains(&track) {
+                if let Some(v) = out.get_mut(&TrackId(track)) {
+                    v.push(Landmark {
+                        hash: r.get(0)?,
+                        frame: r.get(2)?,
+                    });
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn peaks(&self, id: TrackId) -> Result<Vec<Peak>> {

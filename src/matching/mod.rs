@@ -348,6 +348,7 @@ fn resolve_overlaps(mut segs: Vec<Match>) -> Vec<Match> {
     segs.sort_by(|a, b| {
         b.score
             .cmp(&a.score)
+            .then(b.confidence.total_cmp(&a.confidence))
             .then(a.track.cmp(&b.track))
             .then(a.offset.cmp(&b.offset))
     });

@@ -144,7 +144,12 @@ pub fn verify_candidates(
             .then(a.track.cmp(&b.track))
             .then(a.offset.cmp(&b.offset))
     });
-    cands.truncate(p.max_verified);
+    // Candidates tied with the last one verified are verified too, so that the result does not
+    // depend on track ids (which differ between an index and the same tracks imported from a pack).
+    if let Some(last) = cands.get(p.max_verified.saturating_sub(1)).map(|m| m.score) {
+        let keep = cands.iter().take_while(|m| m.score >= last).count();
+        cands.truncate(keep.min(3 * p.max_verified));
+    }
     let mut peaks: HashMap<TrackId, Vec<Peak>> = HashMap::new();
     let mut out = Vec::new();
     for mut m in cands {
