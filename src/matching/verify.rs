@@ -138,18 +138,19 @@ pub fn verify_candidates(
     trials: f64,
     p: &MatchParams,
 ) -> crate::index::Result<Vec<Match>> {
+    // Ties are broken by the alignment, not the track id: ids differ between an index and the
+    // same tracks imported from a pack, and the matches must not.
     cands.sort_by(|a, b| {
         b.score
             .cmp(&a.score)
-            .then(a.track.cmp(&b.track))
+            .then(a.rival.cmp(&b.rival))
             .then(a.offset.cmp(&b.offset))
+            .then(a.query_frames.cmp(&b.query_frames))
+            .then(a.warp.time.total_cmp(&b.warp.time))
+            .then(a.warp.freq.total_cmp(&b.warp.freq))
+            .then(a.track.cmp(&b.track))
     });
-    // Candidates tied with the last one verified are verified too, so that the result does not
-    // depend on track ids (which differ between an index and the same tracks imported from a pack).
-    if let Some(last) = cands.get(p.max_verified.saturating_sub(1)).map(|m| m.score) {
-        let keep = cands.iter().take_while(|m| m.score >= last).count();
-        cands.truncate(keep.min(3 * p.max_verified));
-    }
+    cands.truncate(p.max_verified);
     let mut peaks: HashMap<TrackId, Vec<Peak>> = HashMap::new();
     let mut out = Vec::new();
     for mut m in cands {
