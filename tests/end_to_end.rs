@@ -205,3 +205,25 @@ fn reindexing_skips_known_files_and_metadata_is_kept() {
         "removed track still matches"
     );
 }
+
+#[test]
+fn a_long_upload_is_matched_across_windows_as_one_match() {
+    let s = Scratch::new("e2e-long");
+    let reference = s.path("long.wav");
+    write_song(&reference, 8, 100.0);
+    index(&s.db(), &[&reference]);
+    // The whole reference from 5 s on (95 s: longer than one matching window), with a little noise.
+    let song = synth::song(8, 100.0, RATE as u32);
+    let clip: Vec<f32> = song[5 * RATE..]
+        .iter()
+        .zip(synth::noise(2, song.len(), 0.01))
+        .map(|(a, b)| a + b)
+        .collect();
+    let upload = s.path("upload.wav");
+    synth::write_wav(&upload, &clip, RATE as u32, 1).unwrap();
+    let (code, recs) = scan(&s.db(), &[&upload]);
+    assert_eq!(code, 1);
+    let m = only_match(&recs[0]);
+    assert!(m.query_start_s < 2.0 && m.query_end_s > 90.0, "{m:?}");
+    assert!((m.offset() - 5.0).abs() <= 0.05, "offset {}", m.offset());
+}
