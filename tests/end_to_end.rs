@@ -9,16 +9,7 @@ const RATE: usize = 44100;
 
 /// Three 30-second references, indexed once per test.
 fn setup(name: &str) -> Scratch {
-    let s = Scratch::new(name);
-    let paths: Vec<_> = (1..=3)
-        .map(|seed| s.path(&format!("ref{seed}.wav")))
-        .collect();
-    for (seed, p) in (1..=3).zip(&paths) {
-        write_song(p, seed, 30.0);
-    }
-    let refs: Vec<&std::path::Path> = paths.iter().map(|p| p.as_path()).collect();
-    index(&s.db(), &refs);
-    s
+    indexed_songs(name, 1..=3, 30.0)
 }
 
 fn excerpt(seed: u64, from: f32, to: f32) -> Vec<f32> {

@@ -9,17 +9,7 @@ const RATE: u32 = 44100;
 const AT: f64 = 6.0; // where the excerpt starts in the reference (s)
 
 fn setup(name: &str) -> (Scratch, Vec<f32>) {
-    let s = Scratch::new(name);
-    let paths: Vec<_> = (1..=3)
-        .map(|seed| s.path(&format!("ref{seed}.wav")))
-        .collect();
-    for (seed, p) in (1..=3).zip(&paths) {
-        write_song(p, seed, 30.0);
-    }
-    index(
-        &s.db(),
-        &paths.iter().map(|p| p.as_path()).collect::<Vec<_>>(),
-    );
+    let s = indexed_songs(name, 1..=3, 30.0);
     let song = synth::song(2, 30.0, RATE);
     let a = (AT * RATE as f64) as usize;
     (s, song[a..a + 10 * RATE as usize].to_vec())

@@ -40,6 +40,33 @@ pub struct Prints {
     pub peaks: Vec<Peak>,
 }
 
+impl Prints {
+    /// The landmarks and peaks anchored in frames `start..end`, re-based so `start` is frame 0.
+    pub fn window(&self, start: u32, end: u32) -> Prints {
+        let inside = |f: u32| (start..end).contains(&f);
+        Prints {
+            landmarks: self
+                .landmarks
+                .iter()
+                .filter(|l| inside(l.frame))
+                .map(|l| Landmark {
+                    frame: l.frame - start,
+                    ..*l
+                })
+                .collect(),
+            peaks: self
+                .peaks
+                .iter()
+                .filter(|p| inside(p.frame))
+                .map(|p| Peak {
+                    frame: p.frame - start,
+                    ..*p
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Streaming fingerprinter: push samples, collect landmarks. Memory is bounded by one chunk plus
 /// its context, whatever the input length.
 pub struct Fingerprinter {

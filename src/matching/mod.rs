@@ -13,7 +13,7 @@ pub mod verify;
 
 use std::collections::HashMap;
 
-use crate::fingerprint::{warped_landmarks, FingerprintParams, Landmark, Peak, Prints, Warp};
+use crate::fingerprint::{warped_landmarks, FingerprintParams, Landmark, Prints, Warp};
 use crate::index::{Store, TrackId};
 pub use verify::Verification;
 
@@ -148,27 +148,7 @@ pub fn find_matches(
     let mut start = 0;
     while start < query_frames {
         let end = (start + WINDOW_FRAMES + WINDOW_OVERLAP).min(query_frames);
-        let inside = |f: u32| (start..end).contains(&f);
-        let part = Prints {
-            landmarks: query
-                .landmarks
-                .iter()
-                .filter(|l| inside(l.frame))
-                .map(|l| Landmark {
-                    frame: l.frame - start,
-                    ..*l
-                })
-                .collect(),
-            peaks: query
-                .peaks
-                .iter()
-                .filter(|p| inside(p.frame))
-                .map(|p| Peak {
-                    frame: p.frame - start,
-                    ..*p
-                })
-                .collect(),
-        };
+        let part = query.window(start, end);
         for mut m in candidates(store, &part, end - start, ref_frames, params)? {
             m.query_frames = (m.query_frames.0 + start, m.query_frames.1 + start);
             m.offset -= (start as f64 * m.warp.time).round() as i64;

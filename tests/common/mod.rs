@@ -70,6 +70,22 @@ pub fn write_song(path: &Path, seed: u64, seconds: f32) {
     nasheed::synth::write_wav(path, &nasheed::synth::song(seed, seconds, 44100), 44100, 1).unwrap();
 }
 
+/// A scratch folder whose index holds synthetic songs `seeds` (`ref{seed}.wav`, `seconds` long).
+pub fn indexed_songs(name: &str, seeds: std::ops::RangeInclusive<u64>, seconds: f32) -> Scratch {
+    let s = Scratch::new(name);
+    let paths: Vec<_> = seeds
+        .map(|seed| (seed, s.path(&format!("ref{seed}.wav"))))
+        .collect();
+    for (seed, p) in &paths {
+        write_song(p, *seed, seconds);
+    }
+    index(
+        &s.db(),
+        &paths.iter().map(|(_, p)| p.as_path()).collect::<Vec<_>>(),
+    );
+    s
+}
+
 /// Runs the binary with `--db db` and `args`.
 pub fn run(db: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_nasheed"))
