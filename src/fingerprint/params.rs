@@ -69,8 +69,8 @@ impl Default for FingerprintParams {
                 fan_out: 3,
             },
             query: Density {
-                peaks_per_window: 40,
-                fan_out: 12,
+                peaks_per_window: 60,
+                fan_out: 16,
             },
         }
     }
