@@ -129,3 +129,127 @@ fn index_reports_failures_and_keeps_the_rest() {
     let list = run(&s.db(), &["list"]);
     assert_eq!(String::from_utf8_lossy(&list.stdout).lines().count(), 1);
 }
+
+/// A float-32 WAV (format 3) written by hand, so that NaN and infinities can be stored.
+fn write_f32_wav(path: &std::path::Path, samples: &[f32], rate: u32, channels: u16) {
+    let mut b = Vec::new();
+    let data = (samples.len() * 4) as u32;
+    b.extend_from_slice(b"RIFF");
+    b.extend_from_slice(&(36 + data).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt ");
+    b.extend_from_slice(&16u32.to_le_bytes());
+    b.extend_from_slice(&3u16.to_le_bytes());
+    b.extend_from_slice(&channels.to_le_bytes());
+    b.extend_from_slice(&rate.to_le_bytes());
+    b.extend_from_slice(&(rate * channels as u32 * 4).to_le_bytes());
+    b.extend_from_slice(&(channels * 4).to_le_bytes());
+    b.extend_from_slice(&32u16.to_le_bytes());
+    b.extend_from_slice(b"data");
+    b.extend_from_slice(&data.to_le_bytes());
+    for s in samples {
+        b.extend_from_slice(&s.to_le_bytes());
+    }
+    std::fs::write(path, b).unwrap();
+}
+
+#[test]
+fn odd_but_valid_audio_is_handled() {
+    let s = Scratch::new("bad-odd");
+    let song = s.path("song.wav");
+    write_song(&song, 3, 30.0);
+    index(&s.db(), &[&song]);
+    let excerpt = nasheed::synth::song(3, 30.0, 44100)[44100 * 8..44100 * 16].to_vec();
+    // 6 channels (5.1), the music on the front pair only.
+    let six: Vec<f32> = excerpt
+        .iter()
+        .flat_map(|&x| [x, x, 0.0, 0.0, 0.0, 0.0])
+        .collect();
+    let six_path = s.path("six.wav");
+    nasheed::synth::write_wav(&six_path, &six, 44100, 6).unwrap();
+    // 192 kHz and 8 kHz.
+    let hi = s.path("hi.wav");
+    nasheed::synth::write_wav(&hi, &resample(&excerpt, 44100, 192000), 192000, 1).unwrap();
+    let lo = s.path("lo.wav");
+    nasheed::synth::write_wav(&lo, &resample(&excerpt, 44100, 8000), 8000, 1).unwrap();
+    // Float with NaN and infinities sprinkled in.
+    let mut poisoned = excerpt.clone();
+    for i in (0..poisoned.len()).step_by(4001) {
+        poisoned[i] = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY][i % 3];
+    }
+    let nan = s.path("nan.wav");
+    write_f32_wav(&nan, &poisoned, 44100, 1);
+    let inputs = [&six_path, &hi, &lo, &nan];
+    let (code, recs) = scan(
+        &s.db(),
+        &inputs.iter().map(|p| p.as_path()).collect::<Vec<_>>(),
+    );
+    assert_eq!(code, 1);
+    for r in &recs {
+        assert!(r.error.is_none(), "{}: {:?}", r.path, r.error);
+        assert_eq!(r.matches.len(), 1, "{}: {:?}", r.path, r.matches);
+        assert!(
+            (r.matches[0].offset() - 8.0).abs() <= 0.05,
+            "{}: offset {}",
+            r.path,
+            r.matches[0].offset()
+        );
+    }
+
+    // One sample, ten minutes of silence: no match, no error.
+    let one = s.path("one.wav");
+    nasheed::synth::write_wav(&one, &[0.5], 44100, 1).unwrap();
+    let silence = s.path("silence.wav");
+    nasheed::synth::write_wav(&silence, &vec![0.0; 8000 * 600], 8000, 1).unwrap();
+    let (code, recs) = scan(&s.db(), &[&one, &silence]);
+    assert!(code == 0 || code == 2, "{recs:?}");
+    assert!(recs.iter().all(|r| r.matches.is_empty()));
+    assert!(
+        recs[0]
+            .error
+            .as_deref()
+            .is_none_or(|e| e.contains("one.wav")),
+        "{recs:?}"
+    );
+    assert!(
+        recs[1].error.is_none() && (recs[1].duration_s - 600.0).abs() < 0.1,
+        "{recs:?}"
+    );
+}
+
+#[test]
+fn absurd_headers_give_one_line_errors() {
+    let s = Scratch::new("bad-headers");
+    let song = s.path("song.wav");
+    write_song(&song, 3, 10.0);
+    index(&s.db(), &[&song]);
+    let good = std::fs::read(&song).unwrap();
+    let mut cases = Vec::new();
+    for (name, offset, value) in [
+        ("rate0.wav", 24usize, 0u32),
+        ("rate4g.wav", 24, 4_000_000_000),
+        ("channels.wav", 22, 0xFFFF_0001),
+        ("datalen.wav", 40, u32::MAX),
+    ] {
+        let mut b = good.clone();
+        if name == "channels.wav" {
+            b[22..24].copy_from_slice(&(u16::MAX).to_le_bytes());
+        } else {
+            b[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
+        }
+        let p = s.path(name);
+        std::fs::write(&p, b).unwrap();
+        cases.push(p);
+    }
+    let (_, recs) = scan(
+        &s.db(),
+        &cases.iter().map(|p| p.as_path()).collect::<Vec<_>>(),
+    );
+    assert_eq!(recs.len(), cases.len());
+    for r in &recs {
+        // A header that lies about the data length may still decode what is there; the others must fail cleanly.
+        match &r.error {
+            Some(e) => assert!(e.contains(&r.path) && !e.contains('\n'), "{e}"),
+            None => assert!(r.path.ends_with("datalen.wav"), "{r:?}"),
+        }
+    }
+}

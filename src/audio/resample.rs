@@ -61,15 +61,17 @@ impl Resampler {
         })
     }
 
-    /// Feeds input samples; appends the output now available to `out`.
+    /// Feeds input samples; appends the output now available to `out`. NaN and infinite samples
+    /// (float files can hold them) become silence: one of them would poison the FFT of its chunk.
     pub fn process(&mut self, input: &[f32], out: &mut Vec<f32>) -> Result<()> {
         self.frames_in += input.len() as u64;
+        let clean = input.iter().map(|&x| if x.is_finite() { x } else { 0.0 });
         let Some(fft) = self.inner.as_mut() else {
-            out.extend_from_slice(input);
+            out.extend(clean);
             self.frames_out += input.len() as u64;
             return Ok(());
         };
-        self.pending.extend_from_slice(input);
+        self.pending.extend(clean);
         let need = fft.input_frames_next();
         let mut start = 0;
         while self.pending.len() - start >= need {
@@ -191,6 +193,17 @@ mod tests {
             )
             .0;
         assert!((peak as i64 - 4000).abs() <= 1, "click at {peak}");
+    }
+
+    #[test]
+    fn non_finite_samples_become_silence() {
+        let mut x = sine(1000.0, 44100, 44100);
+        x[100] = f32::NAN;
+        x[2000] = f32::INFINITY;
+        x[3000] = f32::NEG_INFINITY;
+        let y = run(&x, 44100, 1000);
+        assert_eq!(y.len(), 8000);
+        assert!(y.iter().all(|v| v.is_finite()));
     }
 
     #[test]
