@@ -35,20 +35,25 @@ fn many_songs(s: &Scratch, n: u64) -> std::path::PathBuf {
     dir
 }
 
+/// Starts `nasheed index DIR` in the background (stderr captured for the assertion message).
+fn spawn_index(db: &std::path::Path, dir: &std::path::Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_nasheed"))
+        .arg("--db")
+        .arg(db)
+        .arg("index")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn killed_indexer_leaves_complete_tracks_and_a_rerun_finishes() {
     let s = Scratch::new("reliability-kill");
     let dir = many_songs(&s, 40);
     let db = s.db();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nasheed"))
-        .arg("--db")
-        .arg(&db)
-        .arg("index")
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_index(&db, &dir);
     // Kill it as soon as a few tracks are committed (or when it ends on its own, on a fast machine).
     let start = Instant::now();
     loop {
@@ -110,15 +115,7 @@ fn scans_run_while_the_index_grows() {
     let clip = s.path("clip.wav");
     let song = nasheed::synth::song(500, 30.0, 44100);
     nasheed::synth::write_wav(&clip, &song[44100 * 5..44100 * 12], 44100, 1).unwrap();
-    let mut writer = Command::new(env!("CARGO_BIN_EXE_nasheed"))
-        .arg("--db")
-        .arg(&db)
-        .arg("index")
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut writer = spawn_index(&db, &dir);
     let mut scans = 0;
     while writer.try_wait().unwrap().is_none() || scans < 4 {
         // Two scanners at once, as several moderation workers would run.

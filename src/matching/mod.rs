@@ -133,17 +133,9 @@ pub fn find_matches(
     ref_frames: &dyn Fn(TrackId) -> u32,
     params: &MatchParams,
 ) -> crate::index::Result<Vec<Match>> {
-    if query_frames <= WINDOW_FRAMES + WINDOW_OVERLAP {
-        return Ok(resolve_overlaps(candidates(
-            store,
-            query,
-            query_frames,
-            ref_frames,
-            params,
-        )?));
-    }
-    // A long upload is matched window by window, so hits (and memory) stay bounded; pieces of
-    // one alignment that cross windows are joined again by `resolve_overlaps`.
+    // The upload is matched window by window (one window for anything up to 70 s), so hits and
+    // memory stay bounded; pieces of one alignment that cross windows are joined again by
+    // `resolve_overlaps`.
     let mut all = Vec::new();
     let mut start = 0;
     while start < query_frames {
