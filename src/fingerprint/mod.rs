@@ -30,8 +30,9 @@ pub enum Side {
     Query,
 }
 
-/// What the fingerprinter produces: landmark hashes (looked up in the index) and the selected
-/// peaks they were made from (kept per reference to verify candidate alignments).
+/// What the fingerprinter produces: landmark hashes (looked up in the index) and selected peaks
+/// (kept per reference to verify candidate alignments; a reference keeps more peaks than it
+/// hashes, see [`FingerprintParams::verify_peaks_per_window`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Prints {
     /// Landmarks in anchor order.
@@ -71,6 +72,7 @@ impl Prints {
 /// its context, whatever the input length.
 pub struct Fingerprinter {
     params: FingerprintParams,
+    side: Side,
     density: Density,
     spec: SpectrogramStream,
     /// Frames from absolute index `base` on.
@@ -90,6 +92,7 @@ impl Fingerprinter {
         };
         Fingerprinter {
             params: params.clone(),
+            side,
             density,
             spec: SpectrogramStream::new(params),
             frames: Vec::new(),
@@ -134,8 +137,14 @@ impl Fingerprinter {
             &mut out.landmarks,
         );
         let range = self.done..end;
+        let stored = match self.side {
+            Side::Reference => {
+                peaks::select_peaks(&cands, p.rank_window, p.verify_peaks_per_window)
+            }
+            Side::Query => kept,
+        };
         out.peaks
-            .extend(kept.iter().filter(|k| range.contains(&k.frame)));
+            .extend(stored.iter().filter(|k| range.contains(&k.frame)));
         self.done = end;
         let keep_from = end.saturating_sub(p.context_before() as u32).max(self.base);
         self.frames.drain(..(keep_from - self.base) as usize);
@@ -261,6 +270,13 @@ mod tests {
             &mut batch,
         );
         assert!(batch.len() > 500, "only {} landmarks", batch.len());
+        let stored =
+            peaks::select_peaks(&cands, params.rank_window, params.verify_peaks_per_window);
+        assert!(stored.len() > kept.len());
+        assert!(
+            kept.iter().all(|k| stored.contains(k)),
+            "hashed peaks are stored"
+        );
         for block in [1usize, 333, 4096, 100_000] {
             let mut fp = Fingerprinter::new(&params, Side::Reference);
             let mut out = Prints::default();
@@ -269,7 +285,7 @@ mod tests {
             }
             fp.finish(&mut out);
             assert_eq!(out.landmarks, batch, "block size {block}");
-            assert_eq!(out.peaks, kept, "block size {block}");
+            assert_eq!(out.peaks, stored, "block size {block}");
         }
     }
 

@@ -46,6 +46,10 @@ pub struct FingerprintParams {
     pub max_df: u32,
     /// Density used when indexing references.
     pub reference: Density,
+    /// Peaks per rank window *stored* with a reference, for verification only (not hashed).
+    /// More than are hashed: verification's evidence grows with the peaks it can check, at
+    /// about 2 bytes a peak, while each hash costs an index row (~15 bytes).
+    pub verify_peaks_per_window: usize,
     /// Density used when scanning queries.
     pub query: Density,
 }
@@ -68,6 +72,7 @@ impl Default for FingerprintParams {
                 peaks_per_window: 18,
                 fan_out: 3,
             },
+            verify_peaks_per_window: 30,
             query: Density {
                 peaks_per_window: 60,
                 fan_out: 16,
@@ -87,7 +92,7 @@ impl FingerprintParams {
     /// Query-side density is left out on purpose: it can be tuned without re-indexing.
     pub fn id(&self) -> String {
         let text = format!(
-            "v1 sr={} fft={} hop={} bins={:?} env={} peak={}x{} sal={} rank={} zone={}x{} ref={}/{}",
+            "v1 sr={} fft={} hop={} bins={:?} env={} peak={}x{} sal={} rank={} zone={}x{} ref={}/{} verify={}",
             self.sample_rate,
             self.fft_size,
             self.hop,
@@ -101,6 +106,7 @@ impl FingerprintParams {
             self.max_df,
             self.reference.peaks_per_window,
             self.reference.fan_out,
+            self.verify_peaks_per_window,
         );
         let digest = Sha256::digest(text.as_bytes());
         let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
