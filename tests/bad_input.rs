@@ -7,15 +7,24 @@ use common::*;
 fn bad_files(s: &Scratch) -> Vec<std::path::PathBuf> {
     let empty = s.path("empty.mp3");
     std::fs::write(&empty, b"").unwrap();
-    let random = s.path("random.mp4");
-    let bytes: Vec<u8> = (0..50_000u32)
-        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
-        .collect();
-    std::fs::write(&random, bytes).unwrap();
     let text = s.path("notes.ogg");
     std::fs::write(&text, "this is not audio\n".repeat(100)).unwrap();
-    let missing = s.path("missing.wav");
-    vec![empty, random, text, missing]
+    let mut files = vec![empty, text];
+    // Random bytes under each container's name, so each probe path sees garbage.
+    for (k, ext) in ["mp3", "mp4", "ogg"].into_iter().enumerate() {
+        let random = s.path(&format!("random.{ext}"));
+        let bytes: Vec<u8> = (0..50_000u32)
+            .map(|i| (i.wrapping_mul(2654435761).wrapping_add(k as u32 * 7919) >> 13) as u8)
+            .collect();
+        std::fs::write(&random, bytes).unwrap();
+        files.push(random);
+    }
+    // Images: a real picture, and one renamed as a video (as a thumbnail upload might be).
+    let png = fixtures().join("image.png");
+    let jpg_as_mp4 = s.path("thumbnail.mp4");
+    std::fs::copy(fixtures().join("image.jpg"), &jpg_as_mp4).unwrap();
+    files.extend([png, jpg_as_mp4, s.path("missing.wav")]);
+    files
 }
 
 #[test]
@@ -66,7 +75,7 @@ fn bad_files_are_reported_by_name_and_the_scan_goes_on() {
     );
 
     // Only bad inputs: exit 2.
-    let (code, _) = scan(&s.db(), &[&bad[0], &bad[2]]);
+    let (code, _) = scan(&s.db(), &[&bad[0], &bad[1], &bad[5]]);
     assert_eq!(code, 2);
 }
 
