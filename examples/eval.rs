@@ -1,8 +1,10 @@
 //! Evaluation harness: index a labelled corpus, scan every query, print the scoreboard.
 //!
 //! ```text
-//! cargo run --release --example eval -- CORPUS_DIR [--out report.json] [--baseline old.json] [--tolerance 0.01] [--dump candidates.jsonl]
+//! cargo run --release --example eval -- CORPUS_DIR [--out report.json] [--baseline old.json] [--tolerance 0.01] [--dump candidates.jsonl] [--db index.db]
 //! ```
+//! `--db` scans against an existing index (e.g. one filled by the `scale` example) after adding
+//! the corpus references to it, and leaves it in place; by default a scratch index is used.
 //! CORPUS_DIR holds `refs/`, `queries/` and `ground_truth.csv` (see docs/EVALUATION.md).
 //! Exit code 1 when `--baseline` is given and recall regressed beyond the tolerance.
 use std::path::PathBuf;
@@ -13,7 +15,7 @@ fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let (mut corpus, mut out, mut baseline, mut tolerance) =
         (None, PathBuf::from("eval-report.json"), None, 0.01);
-    let mut dump = None;
+    let (mut dump, mut keep_db) = (None, None);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--out" => {
@@ -24,6 +26,7 @@ fn main() -> anyhow::Result<()> {
             }
             "--baseline" => baseline = args.next().map(PathBuf::from),
             "--dump" => dump = args.next().map(PathBuf::from),
+            "--db" => keep_db = args.next().map(PathBuf::from),
             "--tolerance" => {
                 tolerance = args
                     .next()
@@ -36,10 +39,13 @@ fn main() -> anyhow::Result<()> {
     let corpus = corpus.ok_or_else(|| {
         anyhow::anyhow!("usage: eval CORPUS_DIR [--out FILE] [--baseline FILE] [--tolerance X]")
     })?;
-    let db = std::env::temp_dir().join(format!("nasheed-eval-{}.db", std::process::id()));
-    let report = eval::evaluate(&corpus, &db, dump.as_deref())?;
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    let scratch = std::env::temp_dir().join(format!("nasheed-eval-{}.db", std::process::id()));
+    let db = keep_db.clone().unwrap_or_else(|| scratch.clone());
+    let report = eval::evaluate(&corpus, &db, keep_db.is_some(), dump.as_deref())?;
+    if keep_db.is_none() {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", scratch.display()));
+        }
     }
     let a = &report.accuracy;
     println!("corpus {}  parameters {}", report.corpus, report.params_id);

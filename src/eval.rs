@@ -263,9 +263,15 @@ pub struct Report {
     pub answers: Vec<Answer>,
 }
 
-/// Runs the corpus: indexes `refs/` into a fresh index at `db`, scans every query, scores.
+/// Runs the corpus: indexes `refs/` into the index at `db` (emptied first unless `keep`), scans
+/// every query, scores.
 /// With `dump`, every candidate before thresholds is written there as JSON lines (diagnostics).
-pub fn evaluate(corpus: &Path, db: &Path, dump: Option<&Path>) -> anyhow::Result<Report> {
+pub fn evaluate(
+    corpus: &Path,
+    db: &Path,
+    keep: bool,
+    dump: Option<&Path>,
+) -> anyhow::Result<Report> {
     use std::io::Write;
     let mut dump = match dump {
         Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p)?)),
@@ -273,8 +279,10 @@ pub fn evaluate(corpus: &Path, db: &Path, dump: Option<&Path>) -> anyhow::Result
     };
     let params = FingerprintParams::default();
     let truth = read_truth(&corpus.join("ground_truth.csv"))?;
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    if !keep {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+        }
     }
     let mut store = SqliteStore::open(db, &params.id())?;
     let files: Vec<PathBuf> = engine::expand_inputs(&[corpus.join("refs")])

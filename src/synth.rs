@@ -96,17 +96,28 @@ pub fn song(seed: u64, seconds: f32, rate: u32) -> Vec<f32> {
 fn add_tone(out: &mut [f32], sr: f32, start: f32, len: f32, f: f32, amp: f32, harmonics: u32) {
     let a = (start * sr) as usize;
     let z = (((start + len) * sr) as usize).min(out.len());
+    // Oscillators and envelope by recurrence (a sine per harmonic per sample made the scale
+    // test's thousands of songs slow): sin(n·w) = 2·cos(w)·sin((n−1)·w) − sin((n−2)·w).
+    let mut osc: Vec<(f64, f64, f64, f64)> = (1..=harmonics)
+        .filter(|&h| f * (h as f32) < sr / 2.0)
+        .map(|h| {
+            let w = std::f64::consts::TAU * (f * h as f32) as f64 / sr as f64;
+            // (2cos w, sin(−w), sin(0), weight)
+            (2.0 * w.cos(), -w.sin(), 0.0, 1.0 / h as f64)
+        })
+        .collect();
+    let decay = (-3.0 / (len as f64 * sr as f64)).exp();
+    let attack = 200.0 / sr as f64;
+    let mut env = 1.0f64;
     for (i, x) in out[a.min(z)..z].iter_mut().enumerate() {
-        let t = i as f32 / sr;
-        let env = (t * 200.0).min(1.0) * (-t * 3.0 / len).exp();
         let mut v = 0.0;
-        for h in 1..=harmonics {
-            let fh = f * h as f32;
-            if fh < sr / 2.0 {
-                v += (std::f32::consts::TAU * fh * t).sin() / h as f32;
-            }
+        for (k, prev, cur, weight) in osc.iter_mut() {
+            v += *cur * *weight;
+            let next = *k * *cur - *prev;
+            (*prev, *cur) = (*cur, next);
         }
-        *x += amp * env * v;
+        *x += (amp as f64 * (i as f64 * attack).min(1.0) * env * v) as f32;
+        env *= decay;
     }
 }
 

@@ -126,7 +126,11 @@ impl Fingerprinter {
     /// Emits anchors in `done..end` and drops frames no longer needed as context.
     fn emit(&mut self, end: u32, out: &mut Prints) {
         let p = &self.params;
-        let cands = peaks::candidate_peaks(&self.frames, self.base, p);
+        // Only the context these anchors need: a long push holds many chunks of frames, and
+        // scanning all of them per chunk made batch fingerprinting quadratic.
+        let need = (end + p.context_after() as u32 + 1 - self.base) as usize;
+        let frames = &self.frames[..need.min(self.frames.len())];
+        let cands = peaks::candidate_peaks(frames, self.base, p);
         let kept = peaks::select_peaks(&cands, p.rank_window, self.density.peaks_per_window);
         hash::pair_peaks(
             &kept,
