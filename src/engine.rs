@@ -63,14 +63,37 @@ pub fn fingerprint_source(
     params: &FingerprintParams,
     side: Side,
 ) -> std::result::Result<Fingerprint, AudioError> {
-    let mut fp = Fingerprinter::new(params, side);
     let mut prints = Prints::default();
-    let info = audio::stream_mono(source, params.sample_rate, |block| {
-        fp.push(block, &mut prints)
+    let mut fp = stream_source(source, params, side, &mut |part, _| {
+        prints.landmarks.extend(part.landmarks);
+        prints.peaks.extend(part.peaks);
     })?;
-    let frames = fp.finish(&mut prints);
+    fp.prints = prints;
+    Ok(fp)
+}
+
+/// Decodes and fingerprints a source, handing `sink` each piece of prints as it becomes final
+/// together with the frame before which everything is final. Memory stays flat: nothing is
+/// kept here. The returned [`Fingerprint`] has empty prints (they went to `sink`).
+pub fn stream_source(
+    source: &mut dyn AudioSource,
+    params: &FingerprintParams,
+    side: Side,
+    sink: &mut dyn FnMut(Prints, u32),
+) -> std::result::Result<Fingerprint, AudioError> {
+    let mut fp = Fingerprinter::new(params, side);
+    let info = audio::stream_mono(source, params.sample_rate, |block| {
+        let mut part = Prints::default();
+        fp.push(block, &mut part);
+        if !part.landmarks.is_empty() || !part.peaks.is_empty() {
+            sink(part, fp.done());
+        }
+    })?;
+    let mut part = Prints::default();
+    let frames = fp.finish(&mut part);
+    sink(part, frames);
     Ok(Fingerprint {
-        prints,
+        prints: Prints::default(),
         frames,
         duration_s: info.duration_s,
         skipped_packets: info.skipped_packets,
@@ -89,6 +112,21 @@ pub fn fingerprint_file(
     };
     let mut src = SymphoniaSource::open(path).map_err(err)?;
     fingerprint_source(&mut src, params, side).map_err(err)
+}
+
+/// Decodes and fingerprints a file as a stream (see [`stream_source`]).
+pub fn stream_file(
+    path: &Path,
+    params: &FingerprintParams,
+    side: Side,
+    sink: &mut dyn FnMut(Prints, u32),
+) -> Result<Fingerprint> {
+    let err = |source| Error::Audio {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut src = SymphoniaSource::open(path).map_err(err)?;
+    stream_source(&mut src, params, side, sink).map_err(err)
 }
 
 /// SHA-256 of a file's bytes, lowercase hex (read in blocks: memory stays flat).
@@ -166,37 +204,51 @@ impl<'a> Scanner<'a> {
 
     /// Matches of one fingerprinted upload, ordered by where they start in it.
     pub fn scan(&self, fp: &Fingerprint) -> Result<Vec<Found>> {
+        let mut stream = self.stream();
+        stream.push(fp.prints.clone(), fp.frames)?;
+        stream.finish(fp.frames, fp.duration_s)
+    }
+
+    /// Matches an upload whose fingerprint arrives in pieces (see [`stream_file`]): memory is
+    /// bounded by one matching window whatever the upload's length.
+    pub fn stream(&self) -> ScanStream<'_> {
+        ScanStream {
+            scanner: self,
+            windows: matching::WindowMatcher::new(
+                self.store,
+                Box::new(|id| self.ref_frames(id)),
+                &self.match_params,
+            ),
+        }
+    }
+
+    /// A reference's length in frames (needed for the confidence), fetched once per track.
+    fn ref_frames(&self, id: TrackId) -> u32 {
         let frame_s = self.params.frame_seconds();
-        // Reference lengths are needed for the confidence; fetch each once.
-        let ref_frames = |id: TrackId| -> u32 {
-            if let Ok(cache) = self.refs.lock() {
-                if let Some(r) = cache.get(&id) {
-                    return r.2;
-                }
+        if let Ok(cache) = self.refs.lock() {
+            if let Some(r) = cache.get(&id) {
+                return r.2;
             }
-            match self.store.track(id) {
-                Ok(Some(t)) => {
-                    let frames = (t.duration_s / frame_s) as u32;
-                    if let Ok(mut cache) = self.refs.lock() {
-                        cache.insert(id, (t.title, t.path, frames));
-                    }
-                    frames
+        }
+        match self.store.track(id) {
+            Ok(Some(t)) => {
+                let frames = (t.duration_s / frame_s) as u32;
+                if let Ok(mut cache) = self.refs.lock() {
+                    cache.insert(id, (t.title, t.path, frames));
                 }
-                // A track removed mid-scan: an average length keeps the estimate sane.
-                _ => (240.0 / frame_s) as u32,
+                frames
             }
-        };
-        let matches = matching::find_matches(
-            self.store,
-            &fp.prints,
-            fp.frames,
-            &ref_frames,
-            &self.match_params,
-        )?;
+            // A track removed mid-scan: an average length keeps the estimate sane.
+            _ => (240.0 / frame_s) as u32,
+        }
+    }
+
+    fn found(&self, matches: Vec<matching::Match>, duration_s: f64) -> Vec<Found> {
+        let frame_s = self.params.frame_seconds();
         let cache = self.refs.lock().map(|c| c.clone()).unwrap_or_default();
         let mut out = Vec::with_capacity(matches.len());
         for m in matches {
-            // Every matched track was looked up for its length above; a track removed since is skipped.
+            // Every matched track was looked up for its length; a track removed since is skipped.
             let Some((title, ref_path, _)) = cache.get(&m.track).cloned() else {
                 continue;
             };
@@ -204,7 +256,7 @@ impl<'a> Scanner<'a> {
             let q0 = m.query_frames.0 as f64 * frame_s;
             let q1 = ((m.query_frames.1 as f64 * frame_s)
                 + self.params.fft_size as f64 / self.params.sample_rate as f64)
-                .min(fp.duration_s.max(q0));
+                .min(duration_s.max(q0));
             let speed = m.warp.time;
             let r0 = ((m.query_frames.0 as f64 * speed).round() as i64 + m.offset) as f64 * frame_s;
             out.push(Found {
@@ -221,7 +273,26 @@ impl<'a> Scanner<'a> {
                 confidence: m.confidence,
             });
         }
-        Ok(out)
+        out
+    }
+}
+
+/// One upload being matched as its fingerprint streams in (from [`Scanner::stream`]).
+pub struct ScanStream<'s> {
+    scanner: &'s Scanner<'s>,
+    windows: matching::WindowMatcher<'s>,
+}
+
+impl ScanStream<'_> {
+    /// Adds prints that are final before frame `done`; matches the windows now complete.
+    pub fn push(&mut self, prints: Prints, done: u32) -> Result<()> {
+        Ok(self.windows.push(prints, done)?)
+    }
+
+    /// Ends the upload (`frames` long, `duration_s` seconds): its matches by start.
+    pub fn finish(self, frames: u32, duration_s: f64) -> Result<Vec<Found>> {
+        let matches = self.windows.finish(frames)?;
+        Ok(self.scanner.found(matches, duration_s))
     }
 }
 
@@ -442,4 +513,66 @@ fn store_track(
         duration_s: fp.duration_s,
     };
     Ok((store.add_track(&track, &fp.prints)?, true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audio::MemorySource;
+    use crate::fingerprint::fingerprint;
+    use crate::index::{NewTrack, SqliteStore};
+    use crate::synth;
+
+    /// A long upload matched as a stream, in small pieces, gives exactly the matches of the
+    /// whole fingerprint matched at once (three windows, a match crossing a window edge).
+    #[test]
+    fn streamed_scan_equals_whole_scan() {
+        let params = FingerprintParams::default();
+        let rate = params.sample_rate;
+        let mut store = SqliteStore::in_memory(&params.id()).unwrap();
+        let song = synth::song(41, 120.0, rate);
+        let track = NewTrack {
+            path: "song41.wav".into(),
+            sha256: "41".repeat(32),
+            title: "song 41".into(),
+            meta: Default::default(),
+            duration_s: 120.0,
+        };
+        store
+            .add_track(&track, &fingerprint(&song, &params, Side::Reference))
+            .unwrap();
+        // 50 s of another song, then 80 s of the reference from 20 s on, then 30 s of noise.
+        let mut upload = synth::song(42, 50.0, rate);
+        upload.extend_from_slice(&song[20 * rate as usize..100 * rate as usize]);
+        upload.extend(synth::noise(5, 30 * rate as usize, 0.1));
+
+        let scanner = Scanner::new(&store, &params, &MatchParams::default());
+        let whole = fingerprint_source(
+            &mut MemorySource::new(upload.clone(), rate),
+            &params,
+            Side::Query,
+        )
+        .unwrap();
+        let expected = scanner.scan(&whole).unwrap();
+        assert_eq!(expected.len(), 1, "{expected:?}");
+        assert!(
+            (expected[0].query_start_s - 50.0).abs() < 0.5,
+            "{expected:?}"
+        );
+        assert!((expected[0].ref_start_s - 20.0).abs() < 0.5, "{expected:?}");
+
+        let mut stream = scanner.stream();
+        let mut pushes = 0;
+        let mut source = MemorySource::new(upload, rate);
+        let info = stream_source(&mut source, &params, Side::Query, &mut |prints, done| {
+            pushes += 1;
+            stream.push(prints, done).unwrap();
+        })
+        .unwrap();
+        assert!(pushes > 3, "the prints came in one piece");
+        assert_eq!(
+            stream.finish(info.frames, info.duration_s).unwrap(),
+            expected
+        );
+    }
 }

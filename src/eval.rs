@@ -355,7 +355,8 @@ pub fn evaluate(
         let found = scanner.scan(&fp)?;
         let done = Instant::now();
         // Diagnostics (not timed): every candidate before the thresholds.
-        let cands = matching::candidates(&store, &fp.prints, fp.frames, &ref_frames, &relaxed)?;
+        let (cands, _) =
+            matching::candidates(&store, &fp.prints, fp.frames, &ref_frames, &relaxed)?;
         let (mut best_true, mut best_wrong) = (0, 0);
         for c in &cands {
             let name = lengths

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use nasheed::engine::{self, IndexEvent, IndexJob};
-use nasheed::fingerprint::{FingerprintParams, Side};
+use nasheed::fingerprint::{FingerprintParams, Prints, Side};
 use nasheed::index::{Metadata, SqliteStore, Store, TrackId};
 use nasheed::matching::MatchParams;
 use nasheed::pack;
@@ -226,7 +226,6 @@ fn scan(
     format: Format,
     min_confidence: Option<f64>,
 ) -> anyhow::Result<Outcome> {
-    use rayon::prelude::*;
     let store = open_for_reading(db, params)?;
     let mut mp = MatchParams::default();
     if let Some(c) = min_confidence {
@@ -254,48 +253,67 @@ fn scan(
     let mut writer = ScanWriter::new(std::io::BufWriter::new(stdout), format);
     let (mut matched, mut unreadable) = (false, false);
     for batch in inputs.chunks(SCAN_BATCH) {
-        let fps: Vec<_> = batch
-            .par_iter()
-            .map(|(name, p)| match p {
-                Ok(path) => engine::fingerprint_file(path, params, Side::Query)
-                    .map_err(|e| rename(&e.to_string(), path, name)),
-                Err(e) => Err(e.clone()),
-            })
-            .collect();
-        for ((name, _), fp) in batch.iter().zip(fps) {
-            let record = match fp {
-                Ok(fp) => {
-                    let found = scanner.scan(&fp)?;
-                    ScanRecord {
-                        path: name.clone(),
-                        duration_s: (fp.duration_s * 1000.0).round() / 1000.0,
-                        error: None,
-                        matches: found.iter().map(MatchRecord::from).collect(),
+        // Each input of the batch is decoded and fingerprinted on its own thread, handing its
+        // prints over a short channel; matching (one index connection) runs here, input by
+        // input. A long upload's decoder waits for the matcher, so memory stays flat.
+        let result = std::thread::scope(|scope| -> anyhow::Result<Option<Outcome>> {
+            let pieces: Vec<_> = batch
+                .iter()
+                .map(|(name, p)| {
+                    let (tx, rx) = std::sync::mpsc::sync_channel::<Piece>(4);
+                    let p = p.clone();
+                    let name = name.clone();
+                    scope.spawn(move || produce(p, &name, params, tx));
+                    rx
+                })
+                .collect();
+            for ((name, _), rx) in batch.iter().zip(pieces) {
+                let mut stream = scanner.stream();
+                let mut end = Err("decoder stopped".to_string());
+                for piece in rx {
+                    match piece {
+                        Piece::Prints(prints, done) => stream.push(prints, done)?,
+                        Piece::End(e) => end = e,
                     }
                 }
-                Err(e) => ScanRecord {
-                    path: name.clone(),
-                    duration_s: 0.0,
-                    error: Some(e),
-                    matches: Vec::new(),
-                },
-            };
-            matched |= !record.matches.is_empty();
-            unreadable |= record.error.is_some();
-            // In machine formats errors also go to stderr, so a pipeline reading stdout still sees them.
-            if let (Some(e), true) = (&record.error, format != Format::Text) {
-                eprintln!("error: {e}");
-            }
-            if let Err(e) = writer.write(&record) {
-                if e.kind() == std::io::ErrorKind::BrokenPipe {
-                    return Ok(if matched {
-                        Outcome::Matched
-                    } else {
-                        Outcome::Success
-                    });
+                let record = match end {
+                    Ok((frames, duration_s)) => {
+                        let found = stream.finish(frames, duration_s)?;
+                        ScanRecord {
+                            path: name.clone(),
+                            duration_s: (duration_s * 1000.0).round() / 1000.0,
+                            error: None,
+                            matches: found.iter().map(MatchRecord::from).collect(),
+                        }
+                    }
+                    Err(e) => ScanRecord {
+                        path: name.clone(),
+                        duration_s: 0.0,
+                        error: Some(e),
+                        matches: Vec::new(),
+                    },
+                };
+                matched |= !record.matches.is_empty();
+                unreadable |= record.error.is_some();
+                // In machine formats errors also go to stderr, so a pipeline reading stdout still sees them.
+                if let (Some(e), true) = (&record.error, format != Format::Text) {
+                    eprintln!("error: {e}");
                 }
-                return Err(e.into());
+                if let Err(e) = writer.write(&record) {
+                    if e.kind() == std::io::ErrorKind::BrokenPipe {
+                        return Ok(Some(if matched {
+                            Outcome::Matched
+                        } else {
+                            Outcome::Success
+                        }));
+                    }
+                    return Err(e.into());
+                }
             }
+            Ok(None)
+        });
+        if let Some(done) = result? {
+            return Ok(done);
         }
     }
     if let Some(tmp) = spool {
@@ -312,6 +330,36 @@ fn scan(
     } else {
         Outcome::Success
     })
+}
+
+/// What an input's decoding thread hands the matcher.
+enum Piece {
+    /// Prints final before the given frame.
+    Prints(Prints, u32),
+    /// The end: (frames, seconds) or a one-line error naming the input.
+    End(Result<(u32, f64), String>),
+}
+
+/// Decodes and fingerprints one input, sending its prints as they come. Stops early if the
+/// matcher hung up (the scan is ending on an error).
+fn produce(
+    input: Result<PathBuf, String>,
+    name: &str,
+    params: &FingerprintParams,
+    tx: std::sync::mpsc::SyncSender<Piece>,
+) {
+    let end = match input {
+        Ok(path) => {
+            let mut open = true;
+            engine::stream_file(&path, params, Side::Query, &mut |prints, done| {
+                open = open && tx.send(Piece::Prints(prints, done)).is_ok();
+            })
+            .map(|fp| (fp.frames, fp.duration_s))
+            .map_err(|e| rename(&e.to_string(), &path, name))
+        }
+        Err(e) => Err(e),
+    };
+    let _ = tx.send(Piece::End(end));
 }
 
 /// Error messages name the spooled temp file for stdin; show `-` instead.

@@ -114,6 +114,11 @@ impl Fingerprinter {
         }
     }
 
+    /// Landmarks and peaks anchored before this frame have all been appended.
+    pub fn done(&self) -> u32 {
+        self.done
+    }
+
     /// Ends the stream; appends the remaining landmarks and peaks. Returns the number of frames seen.
     pub fn finish(mut self, out: &mut Prints) -> u32 {
         let end = self.total_frames;

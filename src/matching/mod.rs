@@ -124,8 +124,8 @@ struct Hit {
     hash: u32,
 }
 
-/// Finds the matches of a query. `ref_frames(track)` gives a reference's length in frames;
-/// `query_frames` is the query's length. Matches come ordered by query start.
+/// Finds the matches of a whole query. `ref_frames(track)` gives a reference's length in
+/// frames; `query_frames` is the query's length. Matches come ordered by query start.
 pub fn find_matches(
     store: &dyn Store,
     query: &Prints,
@@ -133,25 +133,99 @@ pub fn find_matches(
     ref_frames: &dyn Fn(TrackId) -> u32,
     params: &MatchParams,
 ) -> crate::index::Result<Vec<Match>> {
-    // The upload is matched window by window (one window for anything up to 70 s), so hits and
-    // memory stay bounded; pieces of one alignment that cross windows are joined again by
-    // `resolve_overlaps`.
-    let mut all = Vec::new();
-    let mut start = 0;
-    while start < query_frames {
-        let end = (start + WINDOW_FRAMES + WINDOW_OVERLAP).min(query_frames);
-        let part = query.window(start, end);
-        for mut m in candidates(store, &part, end - start, ref_frames, params)? {
+    let mut windows = WindowMatcher::new(store, Box::new(ref_frames), params);
+    windows.push(query.clone(), query_frames)?;
+    windows.finish(query_frames)
+}
+
+/// Matches an upload window by window as its fingerprint streams in (one window for anything up
+/// to 70 s), so memory stays bounded whatever the upload's length; pieces of one alignment that
+/// cross windows are joined again at the end.
+pub struct WindowMatcher<'a> {
+    store: &'a dyn Store,
+    ref_frames: Box<dyn Fn(TrackId) -> u32 + 'a>,
+    params: &'a MatchParams,
+    /// Landmarks and peaks from frame `start` on (absolute frames).
+    pending: Prints,
+    start: u32,
+    found: Vec<Match>,
+    /// Alignments searched over all windows so far.
+    trials: f64,
+}
+
+impl<'a> WindowMatcher<'a> {
+    /// A matcher for one upload.
+    pub fn new(
+        store: &'a dyn Store,
+        ref_frames: Box<dyn Fn(TrackId) -> u32 + 'a>,
+        params: &'a MatchParams,
+    ) -> Self {
+        WindowMatcher {
+            store,
+            ref_frames,
+            params,
+            pending: Prints::default(),
+            start: 0,
+            found: Vec::new(),
+            trials: 0.0,
+        }
+    }
+
+    /// Adds landmarks and peaks (absolute frames) that are final before frame `done`, and
+    /// matches every window that is now complete.
+    pub fn push(&mut self, prints: Prints, done: u32) -> crate::index::Result<()> {
+        self.pending.landmarks.extend(prints.landmarks);
+        self.pending.peaks.extend(prints.peaks);
+        // Strictly more than a window: a window ending exactly at the end is the last one, and
+        // only `finish` knows where the end is.
+        while done > self.start + WINDOW_FRAMES + WINDOW_OVERLAP {
+            self.match_window(self.start + WINDOW_FRAMES + WINDOW_OVERLAP)?;
+            self.start += WINDOW_FRAMES;
+            let start = self.start;
+            self.pending.landmarks.retain(|l| l.frame >= start);
+            self.pending.peaks.retain(|p| p.frame >= start);
+        }
+        Ok(())
+    }
+
+    /// Matches the last window of an upload of `frames` frames; all matches, by query start.
+    pub fn finish(mut self, frames: u32) -> crate::index::Result<Vec<Match>> {
+        self.push(Prints::default(), frames)?;
+        if self.start < frames {
+            self.match_window(frames)?;
+        }
+        // Each window's confidence counted only its own alignments; a long upload offers chance
+        // many windows, so the test is redone over all of them: exp(−E) becomes exp(−E·total/own).
+        let total = self.trials;
+        let min = self.params.min_confidence;
+        self.found.retain_mut(|m| {
+            if let Some(v) = m.verification.as_mut() {
+                m.confidence = m.confidence.powf(total / v.searched.max(1.0));
+                v.searched = total;
+            }
+            m.confidence >= min
+        });
+        Ok(resolve_overlaps(self.found))
+    }
+
+    fn match_window(&mut self, end: u32) -> crate::index::Result<()> {
+        let start = self.start;
+        let part = self.pending.window(start, end);
+        let (cands, trials) = candidates(
+            self.store,
+            &part,
+            end - start,
+            &self.ref_frames,
+            self.params,
+        )?;
+        self.trials += trials;
+        for mut m in cands {
             m.query_frames = (m.query_frames.0 + start, m.query_frames.1 + start);
             m.offset -= (start as f64 * m.warp.time).round() as i64;
-            all.push(m);
+            self.found.push(m);
         }
-        if end == query_frames {
-            break;
-        }
-        start += WINDOW_FRAMES;
+        Ok(())
     }
-    Ok(resolve_overlaps(all))
 }
 
 /// Uploads longer than this many frames (~60 s) are matched in windows of this length...
@@ -160,14 +234,15 @@ const WINDOW_FRAMES: u32 = 3750;
 const WINDOW_OVERLAP: u32 = 625;
 
 /// Every verified candidate that passes the thresholds, overlapping ones included (the raw
-/// material of [`find_matches`]; the evaluation harness uses it to see the best wrong candidate).
+/// material of [`find_matches`]; the evaluation harness uses it to see the best wrong candidate),
+/// and the number of alignments searched (the confidence's multiple-test factor).
 pub fn candidates(
     store: &dyn Store,
     query: &Prints,
     query_frames: u32,
     ref_frames: &dyn Fn(TrackId) -> u32,
     params: &MatchParams,
-) -> crate::index::Result<Vec<Match>> {
+) -> crate::index::Result<(Vec<Match>, f64)> {
     // Landmarks under every warp, then one lookup for all of them: neighbouring warps share
     // most of their hashes, so the union is much smaller than the sum.
     let fp = &params.fingerprint;
@@ -199,7 +274,8 @@ pub fn candidates(
         trials += t;
     }
     let peaks = verify::QueryPeaks::new(&query.peaks, params.fingerprint.bins, query_frames);
-    verify::verify_candidates(store, &peaks, cands, trials, params)
+    let verified = verify::verify_candidates(store, &peaks, cands, trials, params)?;
+    Ok((verified, trials))
 }
 
 /// Looks every distinct hash of every warp up once and expands the rows into hits, one list per
