@@ -182,7 +182,10 @@ pub fn read(bytes: &[u8], params_id: &str) -> Result<Vec<PackTrack>> {
         let mut landmarks = Vec::with_capacity(count as usize);
         let mut hash = 0u64;
         for _ in 0..count {
-            hash += get_varint(&mut r).ok_or(PackError::Malformed("hash"))?;
+            let delta = get_varint(&mut r).ok_or(PackError::Malformed("hash"))?;
+            hash = hash
+                .checked_add(delta)
+                .ok_or(PackError::Malformed("hash out of range"))?;
             let frame = get_varint(&mut r).ok_or(PackError::Malformed("frame"))?;
             let (Ok(h), Ok(f)) = (u32::try_from(hash), u32::try_from(frame)) else {
                 return Err(PackError::Malformed("hash out of range"));
@@ -355,4 +358,66 @@ pub fn ids_where(store: &dyn Store, key: &str, value: &str) -> Result<Vec<TrackI
         .filter(|t| t.meta.get(key).is_some_and(|v| v == value))
         .map(|t| t.id)
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pack whose envelope is valid (magic, version, parameter id, checksum) around `records`.
+    fn envelope(records: &[u8]) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        put_bytes(&mut out, b"p");
+        out.extend_from_slice(records);
+        let sum = Sha256::digest(&out);
+        out.extend_from_slice(&sum);
+        out
+    }
+
+    /// One track record: sha, info, peaks, then `marks` as raw (hash delta, frame) varints.
+    fn record(marks: &[(u64, u64)], count: u64) -> Vec<u8> {
+        let mut r = Vec::new();
+        put_varint(&mut r, 1);
+        r.extend_from_slice(&[7u8; 32]);
+        put_bytes(
+            &mut r,
+            br#"{"file":"a.wav","title":"a","duration_s":1.0,"meta":{}}"#,
+        );
+        put_bytes(&mut r, &[]);
+        put_varint(&mut r, count);
+        for &(h, f) in marks {
+            put_varint(&mut r, h);
+            put_varint(&mut r, f);
+        }
+        r
+    }
+
+    #[test]
+    fn crafted_records_behind_a_valid_checksum_are_refused_not_trusted() {
+        let ok = read(&envelope(&record(&[(5, 1), (2, 3)], 2)), "p").unwrap();
+        assert_eq!(ok[0].prints.landmarks.len(), 2);
+        assert_eq!(ok[0].prints.landmarks[1].hash, 7);
+        let cases = [
+            // Hash deltas that overflow when summed.
+            record(&[(5, 1), (u64::MAX, 1)], 2),
+            // A hash beyond 32 bits.
+            record(&[(1 << 40, 1)], 1),
+            // More landmarks claimed than bytes left.
+            record(&[(1, 1)], 1_000_000),
+            // Fewer landmarks claimed than present: trailing bytes.
+            record(&[(1, 1), (1, 1)], 1),
+        ];
+        for (i, c) in cases.iter().enumerate() {
+            assert!(
+                matches!(read(&envelope(c), "p"), Err(PackError::Malformed(_))),
+                "case {i}"
+            );
+        }
+        // A record cut inside a varint.
+        let mut cut = record(&[(300, 1)], 1);
+        cut.truncate(cut.len() - 2);
+        cut.push(0x80);
+        assert!(read(&envelope(&cut), "p").is_err());
+    }
 }
