@@ -64,10 +64,7 @@ pub fn fingerprint_source(
     side: Side,
 ) -> std::result::Result<Fingerprint, AudioError> {
     let mut prints = Prints::default();
-    let mut fp = stream_source(source, params, side, &mut |part, _| {
-        prints.landmarks.extend(part.landmarks);
-        prints.peaks.extend(part.peaks);
-    })?;
+    let mut fp = stream_source(source, params, side, &mut |part, _| prints.append(part))?;
     fp.prints = prints;
     Ok(fp)
 }
@@ -106,12 +103,10 @@ pub fn fingerprint_file(
     params: &FingerprintParams,
     side: Side,
 ) -> Result<Fingerprint> {
-    let err = |source| Error::Audio {
-        path: path.display().to_string(),
-        source,
-    };
-    let mut src = SymphoniaSource::open(path).map_err(err)?;
-    fingerprint_source(&mut src, params, side).map_err(err)
+    let mut prints = Prints::default();
+    let mut fp = stream_file(path, params, side, &mut |part, _| prints.append(part))?;
+    fp.prints = prints;
+    Ok(fp)
 }
 
 /// Decodes and fingerprints a file as a stream (see [`stream_source`]).

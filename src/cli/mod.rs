@@ -340,8 +340,8 @@ enum Piece {
     End(Result<(u32, f64), String>),
 }
 
-/// Decodes and fingerprints one input, sending its prints as they come. Stops early if the
-/// matcher hung up (the scan is ending on an error).
+/// Decodes and fingerprints one input, sending its prints as they come. If the matcher hung up
+/// (the scan is ending on an error) it stops sending and runs out the file.
 fn produce(
     input: Result<PathBuf, String>,
     name: &str,

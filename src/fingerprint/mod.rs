@@ -42,6 +42,12 @@ pub struct Prints {
 }
 
 impl Prints {
+    /// Appends another piece of the same stream (its frames come after ours).
+    pub fn append(&mut self, part: Prints) {
+        self.landmarks.extend(part.landmarks);
+        self.peaks.extend(part.peaks);
+    }
+
     /// The landmarks and peaks anchored in frames `start..end`, re-based so `start` is frame 0.
     pub fn window(&self, start: u32, end: u32) -> Prints {
         let inside = |f: u32| (start..end).contains(&f);

@@ -174,8 +174,7 @@ impl<'a> WindowMatcher<'a> {
     /// Adds landmarks and peaks (absolute frames) that are final before frame `done`, and
     /// matches every window that is now complete.
     pub fn push(&mut self, prints: Prints, done: u32) -> crate::index::Result<()> {
-        self.pending.landmarks.extend(prints.landmarks);
-        self.pending.peaks.extend(prints.peaks);
+        self.pending.append(prints);
         // Strictly more than a window: a window ending exactly at the end is the last one, and
         // only `finish` knows where the end is.
         while done > self.start + WINDOW_FRAMES + WINDOW_OVERLAP {
