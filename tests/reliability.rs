@@ -118,22 +118,22 @@ fn scans_run_while_the_index_grows() {
     let mut writer = spawn_index(&db, &dir);
     let mut scans = 0;
     while writer.try_wait().unwrap().is_none() || scans < 4 {
-        // Two scanners at once, as several moderation workers would run.
-        let a = Command::new(env!("CARGO_BIN_EXE_nasheed"))
-            .arg("--db")
-            .arg(&db)
-            .args(["scan", "--format", "jsonl"])
-            .arg(&clip)
-            .output()
-            .unwrap();
-        let b = Command::new(env!("CARGO_BIN_EXE_nasheed"))
-            .arg("--db")
-            .arg(&db)
-            .args(["scan", "--format", "jsonl"])
-            .arg(&clip)
-            .output()
-            .unwrap();
-        for out in [a, b] {
+        // Two scanners at once, as several moderation workers would run: both are started
+        // before either is waited for.
+        let start = || {
+            Command::new(env!("CARGO_BIN_EXE_nasheed"))
+                .arg("--db")
+                .arg(&db)
+                .args(["scan", "--format", "jsonl"])
+                .arg(&clip)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (a, b) = (start(), start());
+        for child in [a, b] {
+            let out = child.wait_with_output().unwrap();
             let err = String::from_utf8_lossy(&out.stderr);
             assert!(!err.contains("locked") && !err.contains("busy"), "{err}");
             assert_eq!(out.status.code(), Some(1), "{err}");
