@@ -28,6 +28,10 @@ pub struct FingerprintParams {
     pub hop: usize,
     /// Lowest and highest FFT bin a peak may sit on (inclusive, exclusive).
     pub bins: (usize, usize),
+    /// Frames whose power is averaged (this one and the ones before it) before the log. Noise
+    /// scatters from frame to frame while a note's partial holds for many frames, so the average
+    /// keeps partials and flattens noise: a peak then survives noise that would have outshone it.
+    pub smooth_frames: usize,
     /// Half-width (bins) of the per-frame spectral envelope subtracted before peak picking
     /// (whitening: makes peaks robust to equalisation, band limits and coloured noise).
     pub envelope_half_width: usize,
@@ -61,6 +65,7 @@ impl Default for FingerprintParams {
             fft_size: 512,
             hop: 128,
             bins: (6, 232),
+            smooth_frames: 3,
             envelope_half_width: 12,
             peak_half_frames: 4,
             peak_half_bins: 5,
@@ -92,11 +97,12 @@ impl FingerprintParams {
     /// Query-side density is left out on purpose: it can be tuned without re-indexing.
     pub fn id(&self) -> String {
         let text = format!(
-            "v1 sr={} fft={} hop={} bins={:?} env={} peak={}x{} sal={} rank={} zone={}x{} ref={}/{} verify={}",
+            "v1 sr={} fft={} hop={} bins={:?} smooth={} env={} peak={}x{} sal={} rank={} zone={}x{} ref={}/{} verify={}",
             self.sample_rate,
             self.fft_size,
             self.hop,
             self.bins,
+            self.smooth_frames,
             self.envelope_half_width,
             self.peak_half_frames,
             self.peak_half_bins,

@@ -1,9 +1,11 @@
 //! Short-time spectrum → whitened log-power frames ("salience").
 //!
 //! Input: mono samples at the engine rate. Output: one [`Frame`] per hop, holding for every bin
-//! the log power minus the frame's smoothed spectral envelope, so that a peak means "louder than
-//! its neighbourhood" whatever the equalisation, band limit or coloured noise of the recording.
-//! Pure: no I/O; [`SpectrogramStream`] only keeps the samples of one unfinished frame.
+//! the log of the power averaged over the last few frames, minus the frame's smoothed spectral
+//! envelope, so that a peak means "louder than its neighbourhood" whatever the equalisation,
+//! band limit or coloured noise of the recording.
+//! Pure: no I/O; [`SpectrogramStream`] only keeps the samples of one unfinished frame and the
+//! power of the last few.
 
 use std::sync::Arc;
 
@@ -23,6 +25,10 @@ pub struct SpectrogramStream {
     spectrum: Vec<realfft::num_complex::Complex<f32>>,
     scratch: Vec<realfft::num_complex::Complex<f32>>,
     power: Vec<f32>,
+    /// Linear power of the last `smooth_frames` frames (a ring; `next` is the oldest slot).
+    recent: Vec<Vec<f32>>,
+    next: usize,
+    filled: usize,
     prefix: Vec<f64>,
     params: FingerprintParams,
 }
@@ -47,6 +53,9 @@ impl SpectrogramStream {
             window,
             pending: Vec::with_capacity(2 * n),
             power: vec![0.0; n / 2 + 1],
+            recent: vec![vec![0.0; n / 2 + 1]; params.smooth_frames.max(1)],
+            next: 0,
+            filled: 0,
             prefix: vec![0.0; n / 2 + 2],
             params: params.clone(),
         }
@@ -84,9 +93,24 @@ impl SpectrogramStream {
             // Only fails on buffer-length mismatch, which the constructor rules out.
             return vec![f32::NEG_INFINITY; n / 2 + 1];
         }
+        for (p, c) in self.recent[self.next].iter_mut().zip(&self.spectrum) {
+            *p = c.norm_sqr();
+        }
+        self.next = (self.next + 1) % self.recent.len();
+        self.filled = (self.filled + 1).min(self.recent.len());
+        // The first frames of a stream average over fewer frames: only a clip's first few
+        // milliseconds differ from the same audio inside a longer recording.
+        let scale = 1.0 / self.filled as f32;
+        self.power.fill(0.0);
+        for k in 0..self.filled {
+            let slot = (self.next + self.recent.len() - 1 - k) % self.recent.len();
+            for (p, &x) in self.power.iter_mut().zip(&self.recent[slot]) {
+                *p += x;
+            }
+        }
         // Floor well below any real signal so silence gives a flat, peak-free frame.
-        for (p, c) in self.power.iter_mut().zip(&self.spectrum) {
-            *p = (c.norm_sqr() + 1e-6).ln();
+        for p in self.power.iter_mut() {
+            *p = (*p * scale + 1e-6).ln();
         }
         whiten(&self.power, &mut self.prefix, &self.params)
     }

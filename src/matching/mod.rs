@@ -109,6 +109,8 @@ pub struct Match {
     /// Score of the best other alignment of the same reference over the same stretch of query
     /// (repetitive music and shared loops make several offsets plausible).
     pub rival: u32,
+    /// Offset of that rival alignment, if there is one.
+    pub rival_offset: Option<i64>,
     /// Peak-by-peak check of the alignment (`None` until verified).
     pub verification: Option<Verification>,
     /// Probability that this is not a chance alignment (see [`verify`]).
@@ -378,6 +380,7 @@ fn vote(
                         warp,
                         score: seg.len() as u32,
                         rival: 0,
+                        rival_offset: None,
                         verification: None,
                         confidence: 0.0,
                     },
@@ -386,14 +389,26 @@ fn vote(
         }
         for (c, m) in &segs {
             // The strongest other alignment of this reference over the same stretch of query.
+            // Clusters a few frames away are this alignment smeared by drift (the warp grid is
+            // off by up to 1.5 % of the stretch), not another one.
+            let drift = 2 * p.offset_tolerance as i64
+                + 1
+                + (0.015 * (m.query_frames.1 - m.query_frames.0) as f64).ceil() as i64;
             let rival = segs
                 .iter()
-                .filter(|(d, o)| d != c && overlaps(o.query_frames, m.query_frames))
-                .map(|(_, o)| o.score)
-                .max()
-                .unwrap_or(0);
+                .filter(|(d, o)| {
+                    d != c
+                        && overlaps(o.query_frames, m.query_frames)
+                        && (o.offset - m.offset).abs() > drift
+                })
+                .map(|(_, o)| o)
+                .max_by_key(|o| o.score);
             if m.score >= p.min_score {
-                out.push(Match { rival, ..m.clone() });
+                out.push(Match {
+                    rival: rival.map_or(0, |o| o.score),
+                    rival_offset: rival.map(|o| o.offset),
+                    ..m.clone()
+                });
             }
         }
     }
@@ -442,9 +457,9 @@ fn offset_clusters(hits: &[Hit], p: &MatchParams) -> Vec<Vec<Hit>> {
 
 /// Splits a cluster (sorted by query frame) into stretches of the query.
 ///
-/// Hits closer than `gap / 3` form pieces; pieces of one or two hits are stray chance hits and
-/// are dropped (they would stretch a match over audio that is not in the reference); the
-/// remaining pieces are joined again where they are less than `gap` apart.
+/// Hits closer than `gap / 3` form pieces; pieces whose hits fall on one or two query frames are
+/// stray chance hits and are dropped (they would stretch a match over audio that is not in the
+/// reference); the remaining pieces are joined again where they are less than `gap` apart.
 fn split_segments(cluster: Vec<Hit>, gap: u32) -> Vec<Vec<Hit>> {
     let mut pieces: Vec<Vec<Hit>> = Vec::new();
     for h in cluster {
@@ -454,7 +469,10 @@ fn split_segments(cluster: Vec<Hit>, gap: u32) -> Vec<Vec<Hit>> {
         }
     }
     let mut out: Vec<Vec<Hit>> = Vec::new();
-    for piece in pieces.into_iter().filter(|p| p.len() >= 3) {
+    // Distinct frames, not hits: one anchor peak pairs with up to a fan-out of targets, so a
+    // single chance peak can bring a dozen hits at one frame.
+    let distinct = |p: &Vec<Hit>| p.windows(2).filter(|w| w[0].query != w[1].query).count() + 1;
+    for piece in pieces.into_iter().filter(|p| distinct(p) >= 3) {
         match out.last_mut() {
             Some(seg) if piece[0].query - seg[seg.len() - 1].query <= gap => seg.extend(piece),
             _ => out.push(piece),

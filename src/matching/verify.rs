@@ -153,6 +153,11 @@ pub fn verify_candidates(
     cands.truncate(p.max_verified);
     let mut peaks: HashMap<TrackId, Vec<Peak>> = HashMap::new();
     let mut out = Vec::new();
+    // Stretches where a reference would match but for a tie with another of its offsets (a
+    // shared loop, or a section the reference repeats). Weaker candidates of the same reference
+    // over the same stretch (other warps, other repeats) are no less ambiguous, whatever their
+    // own rival says.
+    let mut ambiguous: Vec<(TrackId, (u32, u32))> = Vec::new();
     for mut m in cands {
         let reference = match peaks.entry(m.track) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
@@ -169,12 +174,81 @@ pub fn verify_candidates(
         );
         m.verification = Some(v);
         m.confidence = (-trials * tail).exp();
-        let unique = m.score >= m.rival + p.min_margin;
-        if unique && v.fraction() >= p.min_fraction && m.confidence >= p.min_confidence {
+        let shadowed = ambiguous
+            .iter()
+            .any(|&(t, (a, b))| t == m.track && a <= m.query_frames.1 && m.query_frames.0 <= b);
+        let tied =
+            m.score < m.rival + p.min_margin && !tie_explained(query, reference, &m, span, v);
+        let evident = v.fraction() >= p.min_fraction && m.confidence >= p.min_confidence;
+        if tied && evident {
+            ambiguous.push((m.track, m.query_frames));
+        }
+        if evident && !tied && !shadowed {
             out.push(m);
         }
     }
     Ok(out)
+}
+
+/// Share of a reference's peaks that recur in the reference itself this far later (±1 frame,
+/// ±1 bin) above which the two stretches count as the same audio.
+const SELF_REPEAT: f64 = 0.9;
+
+/// Standard deviations by which an alignment must out-verify its tied rival to be preferred.
+const DECISIVE_Z: f64 = 3.0;
+
+/// Whether a tie between `m` and its rival alignment leaves the recording certain: either the
+/// reference repeats itself there (the same audio twice, so both offsets are this recording), or
+/// peak by peak `m` is decisively better than the rival (hash counts tie by chance, e.g. a
+/// partial repeat). A loop shared with another recording does neither: the loop recurs in the
+/// reference only with its other layers changed, and verifies equally at each repeat.
+fn tie_explained(
+    query: &QueryPeaks,
+    reference: &[Peak],
+    m: &Match,
+    span: (u32, u32),
+    v: Verification,
+) -> bool {
+    let Some(rival) = m.rival_offset else {
+        return true;
+    };
+    if self_similarity(reference, m, rival, span) >= SELF_REPEAT {
+        return true;
+    }
+    let r = query.verify(reference, rival, span, m.warp);
+    let (n1, n2) = (
+        v.checked.max(1) as f64 / PEAKS_PER_EVENT,
+        r.checked.max(1) as f64 / PEAKS_PER_EVENT,
+    );
+    let (k1, k2) = (
+        v.found as f64 / PEAKS_PER_EVENT,
+        r.found as f64 / PEAKS_PER_EVENT,
+    );
+    let pooled = ((k1 + k2) / (n1 + n2)).clamp(1e-6, 1.0 - 1e-6);
+    let se = (pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n2)).sqrt();
+    (k1 / n1 - k2 / n2) / se >= DECISIVE_Z
+}
+
+/// Share of the reference's peaks in the stretch `m` aligns with that recur at `other` instead.
+fn self_similarity(reference: &[Peak], m: &Match, other: i64, (q0, q1): (u32, u32)) -> f64 {
+    let r0 = (q0 as f64 * m.warp.time).round() as i64 + m.offset;
+    let r1 = (q1 as f64 * m.warp.time).round() as i64 + m.offset;
+    let shift = other - m.offset;
+    let start = reference.partition_point(|p| (p.frame as i64) < r0);
+    let (mut checked, mut found) = (0u32, 0u32);
+    for p in &reference[start..] {
+        if p.frame as i64 > r1 {
+            break;
+        }
+        checked += 1;
+        let target = p.frame as i64 + shift;
+        let from = reference.partition_point(|q| (q.frame as i64) < target - 1);
+        found += reference[from..]
+            .iter()
+            .take_while(|q| q.frame as i64 <= target + 1)
+            .any(|q| q.bin.abs_diff(p.bin) <= 1) as u32;
+    }
+    found as f64 / checked.max(1) as f64
 }
 
 /// Offsets (frames) at which an alignment is re-checked to measure the chance rate empirically:
@@ -258,6 +332,90 @@ mod tests {
                 "k={k} n={n} p={p}: {got} vs {direct}"
             );
         }
+    }
+
+    /// Pseudo-random peaks on frames `0..n·5`, about one every 5 frames.
+    fn scattered(n: u32, seed: u32) -> Vec<Peak> {
+        (0..n)
+            .map(|i| Peak {
+                frame: i * 5 + (i * seed % 3),
+                bin: (20 + (i * 53 + seed * 11) % 180) as u16,
+                salience: 1.0,
+            })
+            .collect()
+    }
+
+    fn candidate(offset: i64, rival: i64) -> Match {
+        Match {
+            track: TrackId(1),
+            query_frames: (0, 400),
+            offset,
+            warp: Warp::IDENTITY,
+            score: 30,
+            rival: 30,
+            rival_offset: Some(rival),
+            verification: None,
+            confidence: 0.0,
+        }
+    }
+
+    #[test]
+    fn ties_are_settled_by_a_self_repeat_or_decisive_peaks_and_not_by_a_shared_loop() {
+        // Reference: section A (frames 0..1000), then A again (1000..2000), then B.
+        let a = scattered(200, 7);
+        let b = scattered(200, 5);
+        let mut reference: Vec<Peak> = a.clone();
+        let shift = |v: &[Peak], by: u32| -> Vec<Peak> {
+            v.iter()
+                .map(|p| Peak {
+                    frame: p.frame + by,
+                    ..*p
+                })
+                .collect()
+        };
+        reference.extend(shift(&a, 1000));
+        reference.extend(shift(&b, 2000));
+        let as_query = |v: &[Peak], from: u32| -> Vec<Peak> {
+            v.iter()
+                .filter(|p| (from..from + 450).contains(&p.frame))
+                .map(|p| Peak {
+                    frame: p.frame - from,
+                    ..*p
+                })
+                .collect()
+        };
+        let span = (0, 400);
+        // A clip of A ties between offsets 100 and 1100: the reference repeats itself there.
+        let q = QueryPeaks::new(&as_query(&reference, 100), (6, 232), 450);
+        let m = candidate(100, 1100);
+        assert!(self_similarity(&reference, &m, 1100, span) > 0.95);
+        let v = q.verify(&reference, 100, span, Warp::IDENTITY);
+        assert!(tie_explained(&q, &reference, &m, span, v));
+        // A clip of B, against a rival offset inside A: B out-verifies A peak by peak.
+        let q = QueryPeaks::new(&as_query(&reference, 2100), (6, 232), 450);
+        let m = candidate(2100, 100);
+        assert!(self_similarity(&reference, &m, 100, span) < 0.3);
+        let v = q.verify(&reference, 2100, span, Warp::IDENTITY);
+        assert!(tie_explained(&q, &reference, &m, span, v));
+        // A query holding half of A's peaks and half of B's (a loop shared with another
+        // recording) verifies equally at both offsets: the tie stands.
+        let mixed: Vec<Peak> = as_query(&reference, 100)
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % 2 == 0)
+            .map(|(_, p)| p)
+            .chain(
+                as_query(&reference, 2100)
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(i, _)| i % 2 == 1)
+                    .map(|(_, p)| p),
+            )
+            .collect();
+        let q = QueryPeaks::new(&mixed, (6, 232), 450);
+        let m = candidate(100, 2100);
+        let v = q.verify(&reference, 100, span, Warp::IDENTITY);
+        assert!(!tie_explained(&q, &reference, &m, span, v), "{v:?}");
     }
 
     #[test]
