@@ -369,10 +369,11 @@ pub fn evaluate(
                     found: 0,
                     chance: 0.0,
                     searched: 0.0,
+                    rival_lead: 0.0,
                 });
                 let row = serde_json::json!({"query": t.query_file, "distortion": t.distortion, "clip": t.clip_len_s,
                     "truth": t.ref_file, "ref": name, "right": !t.ref_file.is_empty() && name == base(&t.ref_file),
-                    "time": c.warp.time, "freq": c.warp.freq, "offset": c.offset, "q0": c.query_frames.0, "q1": c.query_frames.1, "score": c.score, "rival": c.rival,
+                    "time": c.warp.time, "freq": c.warp.freq, "offset": c.offset, "q0": c.query_frames.0, "q1": c.query_frames.1, "score": c.score, "rival": c.rival, "lead": if v.rival_lead.is_finite() { v.rival_lead } else { 99.0 },
                     "found": v.found, "checked": v.checked, "chance": v.chance, "searched": v.searched, "confidence": c.confidence});
                 writeln!(d, "{row}")?;
             }

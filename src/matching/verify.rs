@@ -39,6 +39,9 @@ pub struct Verification {
     pub chance: f64,
     /// Alignments searched for this query (offset windows × references × warps).
     pub searched: f64,
+    /// Standard deviations by which this alignment out-verifies the reference's best other
+    /// alignment of the stretch (infinite when there is none).
+    pub rival_lead: f64,
 }
 
 impl Verification {
@@ -126,6 +129,7 @@ impl QueryPeaks {
             found,
             chance,
             searched: 0.0,
+            rival_lead: f64::INFINITY,
         }
     }
 }
@@ -167,6 +171,7 @@ pub fn verify_candidates(
         let mut v = query.verify(reference, m.offset, span, m.warp);
         v.chance = v.chance.max(null_rate(query, reference, &m, span));
         v.searched = trials;
+        v.rival_lead = rival_lead(query, reference, &m, span, v);
         let tail = binomial_sf(
             v.found as f64 / PEAKS_PER_EVENT,
             v.checked as f64 / PEAKS_PER_EVENT,
@@ -177,8 +182,7 @@ pub fn verify_candidates(
         let shadowed = ambiguous
             .iter()
             .any(|&(t, (a, b))| t == m.track && a <= m.query_frames.1 && m.query_frames.0 <= b);
-        let tied =
-            m.score < m.rival + p.min_margin && !tie_explained(query, reference, &m, span, v);
+        let tied = m.score < m.rival + p.min_margin && !tie_explained(reference, &m, span, v);
         let evident = v.fraction() >= p.min_fraction && m.confidence >= p.min_confidence;
         if tied && evident {
             ambiguous.push((m.track, m.query_frames));
@@ -202,19 +206,25 @@ const DECISIVE_Z: f64 = 3.0;
 /// peak by peak `m` is decisively better than the rival (hash counts tie by chance, e.g. a
 /// partial repeat). A loop shared with another recording does neither: the loop recurs in the
 /// reference only with its other layers changed, and verifies equally at each repeat.
-fn tie_explained(
+fn tie_explained(reference: &[Peak], m: &Match, span: (u32, u32), v: Verification) -> bool {
+    let Some(rival) = m.rival_offset else {
+        return true;
+    };
+    v.rival_lead >= DECISIVE_Z || self_similarity(reference, m, rival, span) >= SELF_REPEAT
+}
+
+/// Standard deviations by which `v` (the check of `m`) beats the check of `m`'s rival alignment,
+/// with counts scaled by [`PEAKS_PER_EVENT`] as in the confidence.
+fn rival_lead(
     query: &QueryPeaks,
     reference: &[Peak],
     m: &Match,
     span: (u32, u32),
     v: Verification,
-) -> bool {
+) -> f64 {
     let Some(rival) = m.rival_offset else {
-        return true;
+        return f64::INFINITY;
     };
-    if self_similarity(reference, m, rival, span) >= SELF_REPEAT {
-        return true;
-    }
     let r = query.verify(reference, rival, span, m.warp);
     let (n1, n2) = (
         v.checked.max(1) as f64 / PEAKS_PER_EVENT,
@@ -226,7 +236,7 @@ fn tie_explained(
     );
     let pooled = ((k1 + k2) / (n1 + n2)).clamp(1e-6, 1.0 - 1e-6);
     let se = (pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n2)).sqrt();
-    (k1 / n1 - k2 / n2) / se >= DECISIVE_Z
+    (k1 / n1 - k2 / n2) / se
 }
 
 /// Share of the reference's peaks in the stretch `m` aligns with that recur at `other` instead.
@@ -389,14 +399,17 @@ mod tests {
         let q = QueryPeaks::new(&as_query(&reference, 100), (6, 232), 450);
         let m = candidate(100, 1100);
         assert!(self_similarity(&reference, &m, 1100, span) > 0.95);
-        let v = q.verify(&reference, 100, span, Warp::IDENTITY);
-        assert!(tie_explained(&q, &reference, &m, span, v));
+        let mut v = q.verify(&reference, 100, span, Warp::IDENTITY);
+        v.rival_lead = rival_lead(&q, &reference, &m, span, v);
+        assert!(tie_explained(&reference, &m, span, v));
         // A clip of B, against a rival offset inside A: B out-verifies A peak by peak.
         let q = QueryPeaks::new(&as_query(&reference, 2100), (6, 232), 450);
         let m = candidate(2100, 100);
         assert!(self_similarity(&reference, &m, 100, span) < 0.3);
-        let v = q.verify(&reference, 2100, span, Warp::IDENTITY);
-        assert!(tie_explained(&q, &reference, &m, span, v));
+        let mut v = q.verify(&reference, 2100, span, Warp::IDENTITY);
+        v.rival_lead = rival_lead(&q, &reference, &m, span, v);
+        assert!(v.rival_lead > 5.0, "{v:?}");
+        assert!(tie_explained(&reference, &m, span, v));
         // A query holding half of A's peaks and half of B's (a loop shared with another
         // recording) verifies equally at both offsets: the tie stands.
         let mixed: Vec<Peak> = as_query(&reference, 100)
@@ -414,8 +427,9 @@ mod tests {
             .collect();
         let q = QueryPeaks::new(&mixed, (6, 232), 450);
         let m = candidate(100, 2100);
-        let v = q.verify(&reference, 100, span, Warp::IDENTITY);
-        assert!(!tie_explained(&q, &reference, &m, span, v), "{v:?}");
+        let mut v = q.verify(&reference, 100, span, Warp::IDENTITY);
+        v.rival_lead = rival_lead(&q, &reference, &m, span, v);
+        assert!(!tie_explained(&reference, &m, span, v), "{v:?}");
     }
 
     #[test]
