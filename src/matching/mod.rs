@@ -31,7 +31,8 @@ pub struct MatchParams {
     /// Minimum share of the reference's peaks found in the query over the aligned stretch.
     pub min_fraction: f64,
     /// Minimum lead, in hits, over the reference's best other alignment of the same stretch
-    /// (a loop shared by two recordings aligns equally well at every repeat).
+    /// (a loop shared by two recordings aligns equally well at every repeat); a closer race is
+    /// settled peak by peak or by the reference repeating itself (see [`verify`]).
     pub min_margin: u32,
     /// Minimum confidence for a match.
     pub min_confidence: f64,

@@ -13,6 +13,12 @@
 //! [`PEAKS_PER_EVENT`] (1.5) before the test: the number found is then taken as
 //! Binomial(`n/1.5`, `p0`); `E = trials · P(X ≥ k/1.5)` is the expected number of chance alignments this good over every
 //! offset of every reference the query touched, and `confidence = exp(−E)`.
+//!
+//! **Ties.** When a reference aligns almost as well at another offset over the same stretch
+//! (hash scores within `min_margin`), the match is reported only if the reference repeats itself
+//! there (the same audio twice) or the alignment out-verifies the other by three standard
+//! deviations; a loop shared with another recording does neither. An unsettled tie makes the
+//! reference ambiguous over that stretch, under every warp.
 
 use std::collections::{HashMap, HashSet};
 
