@@ -73,6 +73,34 @@ fn unrelated_audio_gives_no_match() {
 }
 
 #[test]
+fn a_refrain_the_reference_repeats_note_for_note_is_found() {
+    // A chant whose refrain is pasted in twice: the upload fits both places equally well, which
+    // must not read as the ambiguity of a loop shared with another recording.
+    let s = setup("e2e-refrain");
+    let mut chant = synth::song(5, 12.0, RATE as u32);
+    chant.extend(synth::song(6, 10.0, RATE as u32));
+    chant.extend(synth::song(5, 12.0, RATE as u32));
+    let reference = s.path("chant.wav");
+    synth::write_wav(&reference, &chant, RATE as u32, 1).unwrap();
+    index(&s.db(), &[&reference]);
+    let clip = synth::song(5, 12.0, RATE as u32)[3 * RATE..11 * RATE].to_vec();
+    let rms = (clip.iter().map(|x| x * x).sum::<f32>() / clip.len() as f32).sqrt();
+    let noise = synth::noise(3, clip.len(), rms / 10f32.powf(0.5));
+    let noisy: Vec<f32> = clip.iter().zip(&noise).map(|(c, n)| c + n).collect();
+    let upload = s.path("refrain.wav");
+    synth::write_wav(&upload, &noisy, RATE as u32, 1).unwrap();
+    let (code, recs) = scan(&s.db(), &[&upload]);
+    assert_eq!(code, 1);
+    let m = only_match(&recs[0]);
+    assert_eq!(m.title, "chant");
+    let offset = m.offset();
+    assert!(
+        (offset - 3.0).abs() <= 0.05 || (offset - 25.0).abs() <= 0.05,
+        "offset {offset}"
+    );
+}
+
+#[test]
 fn a_compilation_gives_one_match_per_part_in_order() {
     let s = setup("e2e-compilation");
     let mut comp = excerpt(1, 5.0, 13.0);
