@@ -110,14 +110,8 @@ impl QueryPeaks {
         (q0, q1): (u32, u32),
         warp: Warp,
     ) -> Verification {
-        let r0 = (q0 as f64 * warp.time).round() as i64 + offset;
-        let r1 = (q1 as f64 * warp.time).round() as i64 + offset;
-        let start = reference.partition_point(|p| (p.frame as i64) < r0);
         let (mut checked, mut found) = (0u32, 0u32);
-        for p in &reference[start..] {
-            if p.frame as i64 > r1 {
-                break;
-            }
+        for p in aligned_stretch(reference, offset, (q0, q1), warp) {
             checked += 1;
             let q = ((p.frame as i64 - offset) as f64 / warp.time).round();
             let bin = (p.bin as f64 * warp.freq).round();
@@ -200,6 +194,22 @@ pub fn verify_candidates(
     Ok(out)
 }
 
+/// The reference's peaks (sorted by frame) that query frames `q0..=q1` align with at `offset`
+/// under `warp`.
+fn aligned_stretch(
+    reference: &[Peak],
+    offset: i64,
+    (q0, q1): (u32, u32),
+    warp: Warp,
+) -> impl Iterator<Item = &Peak> {
+    let r0 = (q0 as f64 * warp.time).round() as i64 + offset;
+    let r1 = (q1 as f64 * warp.time).round() as i64 + offset;
+    let start = reference.partition_point(|p| (p.frame as i64) < r0);
+    reference[start..]
+        .iter()
+        .take_while(move |p| p.frame as i64 <= r1)
+}
+
 /// Share of a reference's peaks that recur in the reference itself this far later (±1 frame,
 /// ±1 bin) above which the two stretches count as the same audio.
 const SELF_REPEAT: f64 = 0.9;
@@ -246,16 +256,10 @@ fn rival_lead(
 }
 
 /// Share of the reference's peaks in the stretch `m` aligns with that recur at `other` instead.
-fn self_similarity(reference: &[Peak], m: &Match, other: i64, (q0, q1): (u32, u32)) -> f64 {
-    let r0 = (q0 as f64 * m.warp.time).round() as i64 + m.offset;
-    let r1 = (q1 as f64 * m.warp.time).round() as i64 + m.offset;
+fn self_similarity(reference: &[Peak], m: &Match, other: i64, span: (u32, u32)) -> f64 {
     let shift = other - m.offset;
-    let start = reference.partition_point(|p| (p.frame as i64) < r0);
     let (mut checked, mut found) = (0u32, 0u32);
-    for p in &reference[start..] {
-        if p.frame as i64 > r1 {
-            break;
-        }
+    for p in aligned_stretch(reference, m.offset, span, m.warp) {
         checked += 1;
         let target = p.frame as i64 + shift;
         let from = reference.partition_point(|q| (q.frame as i64) < target - 1);
