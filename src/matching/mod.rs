@@ -416,6 +416,7 @@ fn vote(
     (out, trials.max(1.0))
 }
 
+/// Whether two stretches of query frames (inclusive) share a frame.
 fn overlaps(a: (u32, u32), b: (u32, u32)) -> bool {
     a.0.max(b.0) <= a.1.min(b.1)
 }

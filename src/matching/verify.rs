@@ -181,7 +181,7 @@ pub fn verify_candidates(
         m.confidence = (-trials * tail).exp();
         let shadowed = ambiguous
             .iter()
-            .any(|&(t, (a, b))| t == m.track && a <= m.query_frames.1 && m.query_frames.0 <= b);
+            .any(|&(t, span)| t == m.track && super::overlaps(span, m.query_frames));
         let tied = m.score < m.rival + p.min_margin && !tie_explained(reference, &m, span, v);
         let evident = v.fraction() >= p.min_fraction && m.confidence >= p.min_confidence;
         if tied && evident {
