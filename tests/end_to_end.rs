@@ -167,6 +167,66 @@ fn stdin_and_every_output_format() {
 }
 
 #[test]
+fn a_batch_is_printed_in_input_order_and_stdin_leaves_no_spool() {
+    let s = setup("e2e-order");
+    // Inputs matched by parallel matchers, of different lengths so they finish out of order.
+    let mut inputs = Vec::new();
+    for (i, (seed, from, to)) in [
+        (2, 1.0, 29.0),
+        (3, 4.0, 9.0),
+        (1, 0.5, 20.0),
+        (3, 12.0, 16.0),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let p = s.path(&format!("clip{i}.wav"));
+        synth::write_wav(&p, &excerpt(seed, from, to), RATE as u32, 1).unwrap();
+        inputs.push((p, format!("ref{seed}")));
+    }
+    let mut args = vec!["scan".to_string(), "--format".into(), "jsonl".into()];
+    args.extend(inputs.iter().map(|(p, _)| p.display().to_string()));
+    args.insert(4, "-".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run_stdin(&s.db(), &args, &std::fs::read(&inputs[2].0).unwrap());
+    assert_eq!(out.status.code(), Some(1));
+    let recs = parse_jsonl(&out.stdout);
+    let mut expected: Vec<(String, String)> = inputs
+        .iter()
+        .map(|(p, t)| (p.display().to_string(), t.clone()))
+        .collect();
+    expected.insert(1, ("-".into(), "ref1".into()));
+    let got: Vec<(String, String)> = recs
+        .iter()
+        .map(|r| (r.path.clone(), only_match(r).title.clone()))
+        .collect();
+    assert_eq!(got, expected);
+
+    // A reader that goes away before the first record: the scan ends on the broken pipe, and the
+    // spooled copy of stdin is removed all the same.
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nasheed"))
+        .arg("--db")
+        .arg(s.db())
+        .args(["scan", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let spool = std::env::temp_dir().join(format!("nasheed-stdin-{}", child.id()));
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(&std::fs::read(&inputs[0].0).unwrap())
+        .unwrap();
+    drop(stdin);
+    child.wait().unwrap();
+    assert!(!spool.exists(), "{} left behind", spool.display());
+}
+
+#[test]
 fn reindexing_skips_known_files_and_metadata_is_kept() {
     let s = Scratch::new("e2e-meta");
     let a = s.path("a.wav");

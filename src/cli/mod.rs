@@ -7,6 +7,7 @@ pub mod output;
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
@@ -216,9 +217,6 @@ fn progress_bar(n: u64) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
-/// Inputs scanned per parallel batch: enough to keep every core busy, few enough to stream output.
-const SCAN_BATCH: usize = 16;
-
 fn scan(
     db: &Path,
     params: &FingerprintParams,
@@ -226,20 +224,18 @@ fn scan(
     format: Format,
     min_confidence: Option<f64>,
 ) -> anyhow::Result<Outcome> {
-    let store = open_for_reading(db, params)?;
     let mut mp = MatchParams::default();
     if let Some(c) = min_confidence {
         mp.min_confidence = c;
     }
-    let scanner = Scanner::new(&store, params, &mp);
-    // Stdin is spooled to a temporary file: containers like MP4 need to seek.
-    let mut spool = None;
+    // Stdin is spooled to a temporary file (containers like MP4 need to seek), removed however
+    // the scan ends.
+    let mut spool = Spool(None);
     let mut inputs: Vec<(String, Result<PathBuf, String>)> = Vec::new();
     for p in paths {
         if p.as_os_str() == "-" {
-            let tmp = spool_stdin().context("reading stdin")?;
-            inputs.push(("-".into(), Ok(tmp.clone())));
-            spool = Some(tmp);
+            let tmp = spool_stdin(&mut spool).context("reading stdin")?;
+            inputs.push(("-".into(), Ok(tmp)));
             continue;
         }
         for item in engine::expand_inputs(std::slice::from_ref(p)) {
@@ -249,76 +245,73 @@ fn scan(
             }
         }
     }
+    // One matcher per core, each with its own index connection (SQLite readers run side by
+    // side). Packs are loaded into memory once, so they get a single matcher.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = if pack::is_pack_source(db) {
+        1
+    } else {
+        cores.min(inputs.len()).max(1)
+    };
+    let stores = (0..workers)
+        .map(|_| open_for_reading(db, params))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
     let stdout = std::io::stdout().lock();
     let mut writer = ScanWriter::new(std::io::BufWriter::new(stdout), format);
     let (mut matched, mut unreadable) = (false, false);
-    for batch in inputs.chunks(SCAN_BATCH) {
-        // Each input of the batch is decoded and fingerprinted on its own thread, handing its
-        // prints over a short channel; matching (one index connection) runs here, input by
-        // input. A long upload's decoder waits for the matcher, so memory stays flat.
-        let result = std::thread::scope(|scope| -> anyhow::Result<Option<Outcome>> {
-            let pieces: Vec<_> = batch
-                .iter()
-                .map(|(name, p)| {
-                    let (tx, rx) = std::sync::mpsc::sync_channel::<Piece>(4);
-                    let p = p.clone();
-                    let name = name.clone();
-                    scope.spawn(move || produce(p, &name, params, tx));
-                    rx
-                })
-                .collect();
-            for ((name, _), rx) in batch.iter().zip(pieces) {
-                let mut stream = scanner.stream();
-                let mut end = Err("decoder stopped".to_string());
-                for piece in rx {
-                    match piece {
-                        Piece::Prints(prints, done) => stream.push(prints, done)?,
-                        Piece::End(e) => end = e,
+    let (tx, rx) =
+        std::sync::mpsc::sync_channel::<(usize, anyhow::Result<ScanRecord>)>(4 * workers);
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        for store in stores {
+            let (tx, inputs, next, stop, mp) = (tx.clone(), &inputs, &next, &stop, &mp);
+            scope.spawn(move || {
+                let scanner = Scanner::new(&store, params, mp);
+                while !stop.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((name, input)) = inputs.get(i) else {
+                        break;
+                    };
+                    let record = scan_one(&scanner, name, input.clone(), params, stop);
+                    if tx.send((i, record)).is_err() {
+                        break;
                     }
                 }
-                let record = match end {
-                    Ok((frames, duration_s)) => {
-                        let found = stream.finish(frames, duration_s)?;
-                        ScanRecord {
-                            path: name.clone(),
-                            duration_s: (duration_s * 1000.0).round() / 1000.0,
-                            error: None,
-                            matches: found.iter().map(MatchRecord::from).collect(),
+            });
+        }
+        drop(tx);
+        // Records come back in any order and are printed in input order.
+        let mut early = std::collections::BTreeMap::new();
+        let mut due = 0;
+        let result = (|| {
+            for (i, record) in rx.iter() {
+                early.insert(i, record);
+                while let Some(record) = early.remove(&due) {
+                    due += 1;
+                    let record = record?;
+                    matched |= !record.matches.is_empty();
+                    unreadable |= record.error.is_some();
+                    // In machine formats errors also go to stderr, so a pipeline reading stdout
+                    // still sees them.
+                    if let (Some(e), true) = (&record.error, format != Format::Text) {
+                        eprintln!("error: {e}");
+                    }
+                    if let Err(e) = writer.write(&record) {
+                        if e.kind() == std::io::ErrorKind::BrokenPipe {
+                            return Ok(());
                         }
+                        return Err(e.into());
                     }
-                    Err(e) => ScanRecord {
-                        path: name.clone(),
-                        duration_s: 0.0,
-                        error: Some(e),
-                        matches: Vec::new(),
-                    },
-                };
-                matched |= !record.matches.is_empty();
-                unreadable |= record.error.is_some();
-                // In machine formats errors also go to stderr, so a pipeline reading stdout still sees them.
-                if let (Some(e), true) = (&record.error, format != Format::Text) {
-                    eprintln!("error: {e}");
-                }
-                if let Err(e) = writer.write(&record) {
-                    if e.kind() == std::io::ErrorKind::BrokenPipe {
-                        return Ok(Some(if matched {
-                            Outcome::Matched
-                        } else {
-                            Outcome::Success
-                        }));
-                    }
-                    return Err(e.into());
                 }
             }
-            Ok(None)
-        });
-        if let Some(done) = result? {
-            return Ok(done);
-        }
-    }
-    if let Some(tmp) = spool {
-        let _ = std::fs::remove_file(tmp);
-    }
+            Ok(())
+        })();
+        // Whatever ended the loop, the matchers stop taking inputs (and the receiver goes away).
+        stop.store(true, Ordering::Relaxed);
+        drop(rx);
+        result
+    })?;
     match writer.finish() {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
         _ => {}
@@ -332,6 +325,51 @@ fn scan(
     })
 }
 
+/// Decodes, fingerprints and matches one input: decoding runs on its own thread and hands its
+/// prints over a short channel, so a long upload streams through with flat memory. An index
+/// error is the only `Err`; an unreadable input is a record with its error.
+fn scan_one(
+    scanner: &Scanner,
+    name: &str,
+    input: Result<PathBuf, String>,
+    params: &FingerprintParams,
+    stop: &AtomicBool,
+) -> anyhow::Result<ScanRecord> {
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Piece>(4);
+        scope.spawn(move || produce(input, name, params, tx));
+        let mut stream = scanner.stream();
+        let mut end = Err("decoder stopped".to_string());
+        for piece in rx {
+            if stop.load(Ordering::Relaxed) {
+                // The scan is ending: dropping the receiver tells the decoder to give up.
+                break;
+            }
+            match piece {
+                Piece::Prints(prints, done) => stream.push(prints, done)?,
+                Piece::End(e) => end = e,
+            }
+        }
+        Ok(match end {
+            Ok((frames, duration_s)) => {
+                let found = stream.finish(frames, duration_s)?;
+                ScanRecord {
+                    path: name.to_string(),
+                    duration_s: (duration_s * 1000.0).round() / 1000.0,
+                    error: None,
+                    matches: found.iter().map(MatchRecord::from).collect(),
+                }
+            }
+            Err(e) => ScanRecord {
+                path: name.to_string(),
+                duration_s: 0.0,
+                error: Some(e),
+                matches: Vec::new(),
+            },
+        })
+    })
+}
+
 /// What an input's decoding thread hands the matcher.
 enum Piece {
     /// Prints final before the given frame.
@@ -341,7 +379,7 @@ enum Piece {
 }
 
 /// Decodes and fingerprints one input, sending its prints as they come. If the matcher hung up
-/// (the scan is ending on an error) it stops sending and runs out the file.
+/// (the scan is ending) it stops sending and runs out the file.
 fn produce(
     input: Result<PathBuf, String>,
     name: &str,
@@ -367,8 +405,20 @@ fn rename(msg: &str, path: &Path, name: &str) -> String {
     msg.replace(&path.display().to_string(), name)
 }
 
-fn spool_stdin() -> anyhow::Result<PathBuf> {
+/// A spooled stdin file, removed when the scan ends (also on an error or a broken pipe).
+struct Spool(Option<PathBuf>);
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        if let Some(path) = &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+fn spool_stdin(spool: &mut Spool) -> anyhow::Result<PathBuf> {
     let path = std::env::temp_dir().join(format!("nasheed-stdin-{}", std::process::id()));
+    spool.0 = Some(path.clone());
     let mut f = std::fs::File::create(&path)?;
     std::io::copy(&mut std::io::stdin().lock(), &mut f)?;
     f.flush()?;
