@@ -228,8 +228,11 @@ fn scan(
     if let Some(c) = min_confidence {
         mp.min_confidence = c;
     }
-    // Stdin is spooled to a temporary file (containers like MP4 need to seek), removed however
-    // the scan ends.
+    // Opened before stdin is read, so a bad index is reported at once.
+    let mut stores = vec![open_for_reading(db, params)?];
+    if paths.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
+        bail!("stdin (-) can be scanned only once per run");
+    }
     let mut spool = Spool(None);
     let mut inputs: Vec<(String, Result<PathBuf, String>)> = Vec::new();
     for p in paths {
@@ -246,33 +249,36 @@ fn scan(
         }
     }
     // One matcher per core, each with its own index connection (SQLite readers run side by
-    // side). Packs are loaded into memory once, so they get a single matcher.
+    // side). Packs are loaded into memory, once: they get a single matcher.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let workers = if pack::is_pack_source(db) {
-        1
-    } else {
-        cores.min(inputs.len()).max(1)
-    };
-    let stores = (0..workers)
-        .map(|_| open_for_reading(db, params))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    if !pack::is_pack_source(db) {
+        for _ in 1..cores.min(inputs.len()) {
+            stores.push(open_for_reading(db, params)?);
+        }
+    }
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
+    let order = InOrder::new(SCAN_LOOKAHEAD);
     let stdout = std::io::stdout().lock();
     let mut writer = ScanWriter::new(std::io::BufWriter::new(stdout), format);
     let (mut matched, mut unreadable) = (false, false);
-    let (tx, rx) =
-        std::sync::mpsc::sync_channel::<(usize, anyhow::Result<ScanRecord>)>(4 * workers);
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, anyhow::Result<ScanRecord>)>();
     std::thread::scope(|scope| -> anyhow::Result<()> {
         for store in stores {
-            let (tx, inputs, next, stop, mp) = (tx.clone(), &inputs, &next, &stop, &mp);
+            let (tx, inputs, next, stop, order, mp) =
+                (tx.clone(), &inputs, &next, &stop, &order, &mp);
             scope.spawn(move || {
                 let scanner = Scanner::new(&store, params, mp);
-                while !stop.load(Ordering::Relaxed) {
+                loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some((name, input)) = inputs.get(i) else {
                         break;
                     };
+                    // Not too far ahead of the printer: a slow input holds back its successors'
+                    // output, and they wait in memory.
+                    if !order.wait_turn(i, stop) {
+                        break;
+                    }
                     let record = scan_one(&scanner, name, input.clone(), params, stop);
                     if tx.send((i, record)).is_err() {
                         break;
@@ -281,14 +287,9 @@ fn scan(
             });
         }
         drop(tx);
-        // Records come back in any order and are printed in input order.
-        let mut early = std::collections::BTreeMap::new();
-        let mut due = 0;
         let result = (|| {
             for (i, record) in rx.iter() {
-                early.insert(i, record);
-                while let Some(record) = early.remove(&due) {
-                    due += 1;
+                for record in order.arrived(i, record) {
                     let record = record?;
                     matched |= !record.matches.is_empty();
                     unreadable |= record.error.is_some();
@@ -307,8 +308,9 @@ fn scan(
             }
             Ok(())
         })();
-        // Whatever ended the loop, the matchers stop taking inputs (and the receiver goes away).
+        // Whatever ended the loop, the matchers stop taking inputs.
         stop.store(true, Ordering::Relaxed);
+        order.release();
         drop(rx);
         result
     })?;
@@ -323,6 +325,66 @@ fn scan(
     } else {
         Outcome::Success
     })
+}
+
+/// Inputs a matcher may run ahead of the first one not yet printed.
+const SCAN_LOOKAHEAD: usize = 32;
+
+/// Puts results that arrive in any order back into input order, and holds matchers back from
+/// running more than `lookahead` inputs ahead of the printer.
+struct InOrder<T> {
+    state: std::sync::Mutex<(usize, std::collections::BTreeMap<usize, T>)>,
+    turn: std::sync::Condvar,
+    lookahead: usize,
+}
+
+impl<T> InOrder<T> {
+    fn new(lookahead: usize) -> Self {
+        InOrder {
+            state: std::sync::Mutex::new((0, std::collections::BTreeMap::new())),
+            turn: std::sync::Condvar::new(),
+            lookahead,
+        }
+    }
+
+    /// Blocks until input `i` is within the lookahead; false if the scan is stopping.
+    fn wait_turn(&self, i: usize, stop: &AtomicBool) -> bool {
+        let Ok(mut state) = self.state.lock() else {
+            return false;
+        };
+        while i >= state.0 + self.lookahead && !stop.load(Ordering::Relaxed) {
+            state = match self.turn.wait(state) {
+                Ok(s) => s,
+                Err(_) => return false,
+            };
+        }
+        !stop.load(Ordering::Relaxed)
+    }
+
+    /// Takes result `i`; returns the results now due, in input order.
+    fn arrived(&self, i: usize, item: T) -> Vec<T> {
+        let Ok(mut state) = self.state.lock() else {
+            return Vec::new();
+        };
+        state.1.insert(i, item);
+        let mut due = Vec::new();
+        loop {
+            let next = state.0;
+            let Some(item) = state.1.remove(&next) else {
+                break;
+            };
+            due.push(item);
+            state.0 += 1;
+        }
+        self.turn.notify_all();
+        due
+    }
+
+    /// Wakes every waiting matcher (the scan is stopping).
+    fn release(&self) {
+        let _guard = self.state.lock();
+        self.turn.notify_all();
+    }
 }
 
 /// Decodes, fingerprints and matches one input: decoding runs on its own thread and hands its
@@ -342,7 +404,7 @@ fn scan_one(
         let mut end = Err("decoder stopped".to_string());
         for piece in rx {
             if stop.load(Ordering::Relaxed) {
-                // The scan is ending: dropping the receiver tells the decoder to give up.
+                // The scan is ending: the decoder stops sending and runs out its file.
                 break;
             }
             match piece {
@@ -389,11 +451,18 @@ fn produce(
     let end = match input {
         Ok(path) => {
             let mut open = true;
-            engine::stream_file(&path, params, Side::Query, &mut |prints, done| {
-                open = open && tx.send(Piece::Prints(prints, done)).is_ok();
-            })
-            .map(|fp| (fp.frames, fp.duration_s))
-            .map_err(|e| rename(&e.to_string(), &path, name))
+            // A decoder that panics on a malformed file costs that file, not the scan.
+            let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                engine::stream_file(&path, params, Side::Query, &mut |prints, done| {
+                    open = open && tx.send(Piece::Prints(prints, done)).is_ok();
+                })
+            }));
+            match decoded {
+                Ok(result) => result
+                    .map(|fp| (fp.frames, fp.duration_s))
+                    .map_err(|e| rename(&e.to_string(), &path, name)),
+                Err(_) => Err(format!("{name}: the decoder crashed on this file")),
+            }
         }
         Err(e) => Err(e),
     };
@@ -405,7 +474,8 @@ fn rename(msg: &str, path: &Path, name: &str) -> String {
     msg.replace(&path.display().to_string(), name)
 }
 
-/// A spooled stdin file, removed when the scan ends (also on an error or a broken pipe).
+/// A spooled stdin file, removed when the scan ends, also on an error or a broken pipe (not when
+/// the process is killed).
 struct Spool(Option<PathBuf>);
 
 impl Drop for Spool {
@@ -417,9 +487,17 @@ impl Drop for Spool {
 }
 
 fn spool_stdin(spool: &mut Spool) -> anyhow::Result<PathBuf> {
-    let path = std::env::temp_dir().join(format!("nasheed-stdin-{}", std::process::id()));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let name = format!("nasheed-stdin-{}-{nanos}", std::process::id());
+    let path = std::env::temp_dir().join(name);
+    // A new file only: never follow a link or reuse a file someone left there.
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
     spool.0 = Some(path.clone());
-    let mut f = std::fs::File::create(&path)?;
     std::io::copy(&mut std::io::stdin().lock(), &mut f)?;
     f.flush()?;
     Ok(path)
@@ -577,5 +655,35 @@ fn finish_print(res: std::io::Result<()>) -> anyhow::Result<Outcome> {
         Ok(()) => Ok(Outcome::Success),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Outcome::Success),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_come_out_in_input_order_and_matchers_wait_their_turn() {
+        let order = InOrder::new(2);
+        let stop = AtomicBool::new(false);
+        assert!(order.arrived(2, 'c').is_empty());
+        assert!(order.arrived(1, 'b').is_empty());
+        assert_eq!(order.arrived(0, 'a'), vec!['a', 'b', 'c']);
+        assert_eq!(order.arrived(3, 'd'), vec!['d']);
+        // Input 6 is two past the first unprinted one (4): it waits until 4 arrives.
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| order.wait_turn(6, &stop));
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(!waiter.is_finished(), "input 6 ran ahead of the lookahead");
+            assert_eq!(order.arrived(4, 'e'), vec!['e']);
+            assert!(waiter.join().unwrap_or(false));
+        });
+        // A stopping scan releases waiting matchers, and they give up.
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| order.wait_turn(9, &stop));
+            stop.store(true, Ordering::Relaxed);
+            order.release();
+            assert!(!waiter.join().unwrap_or(true));
+        });
     }
 }

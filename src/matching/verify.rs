@@ -223,8 +223,8 @@ const DECISIVE_Z: f64 = 3.0;
 
 /// Whether a tie between `m` and its rival alignment leaves the recording certain: either the
 /// reference repeats itself there (the same audio twice, so both offsets are this recording), or
-/// peak by peak `m` is decisively better than the rival (hash counts tie by chance, e.g. a
-/// partial repeat). A loop shared with another recording does neither: the loop recurs in the
+/// on the peaks that tell the two apart `m` is decisively better than the rival (hash counts tie
+/// by chance, e.g. a partial repeat). A loop shared with another recording does neither: the loop recurs in the
 /// reference only with its other layers changed, and verifies equally at each repeat.
 fn tie_explained(reference: &[Peak], m: &Match, span: (u32, u32), v: Verification) -> bool {
     let Some(rival) = m.rival_offset else {
@@ -249,6 +249,8 @@ fn rival_lead(query: &QueryPeaks, reference: &[Peak], m: &Match, span: (u32, u32
                 k += query.has(p, from, m.warp) as u32;
             }
         }
+        // A side with no peaks of its own counts as one unfound peak: a rival contained in `m`
+        // then loses to `m`'s own peaks if enough of them are found.
         (
             n.max(1) as f64 / PEAKS_PER_EVENT,
             k as f64 / PEAKS_PER_EVENT,
