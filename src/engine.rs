@@ -78,6 +78,24 @@ pub fn stream_source(
     side: Side,
     sink: &mut dyn FnMut(Prints, u32),
 ) -> std::result::Result<Fingerprint, AudioError> {
+    survive(|| stream_unguarded(source, params, side, sink))
+}
+
+/// Runs a decoding step; a panic inside it (a decoder tripping over a malformed file) becomes
+/// an error for that file instead of ending the whole run.
+fn survive<T>(
+    step: impl FnOnce() -> std::result::Result<T, AudioError>,
+) -> std::result::Result<T, AudioError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(step))
+        .unwrap_or_else(|_| Err(AudioError::Corrupt("the decoder crashed on it".into())))
+}
+
+fn stream_unguarded(
+    source: &mut dyn AudioSource,
+    params: &FingerprintParams,
+    side: Side,
+    sink: &mut dyn FnMut(Prints, u32),
+) -> std::result::Result<Fingerprint, AudioError> {
     let mut fp = Fingerprinter::new(params, side);
     let info = audio::stream_mono(source, params.sample_rate, |block| {
         let mut part = Prints::default();
@@ -120,7 +138,7 @@ pub fn stream_file(
         path: path.display().to_string(),
         source,
     };
-    let mut src = SymphoniaSource::open(path).map_err(err)?;
+    let mut src = survive(|| SymphoniaSource::open(path)).map_err(err)?;
     stream_source(&mut src, params, side, sink).map_err(err)
 }
 
@@ -514,6 +532,29 @@ fn store_track(
 mod tests {
     use super::*;
     use crate::audio::MemorySource;
+
+    /// A source whose decoder panics after some audio, as a buggy codec might on a bad packet.
+    struct Crashing(Vec<f32>, bool);
+
+    impl AudioSource for Crashing {
+        fn sample_rate(&self) -> u32 {
+            8000
+        }
+        fn next_block(&mut self) -> audio::Result<Option<&[f32]>> {
+            if std::mem::replace(&mut self.1, true) {
+                panic!("decoder bug");
+            }
+            Ok(Some(&self.0))
+        }
+    }
+
+    #[test]
+    fn a_decoder_panic_is_an_error_for_that_input() {
+        let params = FingerprintParams::default();
+        let mut src = Crashing(vec![0.1; 8000], false);
+        let got = fingerprint_source(&mut src, &params, Side::Query);
+        assert!(matches!(got, Err(AudioError::Corrupt(_))), "{got:?}");
+    }
     use crate::fingerprint::fingerprint;
     use crate::index::{NewTrack, SqliteStore};
     use crate::synth;

@@ -451,18 +451,11 @@ fn produce(
     let end = match input {
         Ok(path) => {
             let mut open = true;
-            // A decoder that panics on a malformed file costs that file, not the scan.
-            let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                engine::stream_file(&path, params, Side::Query, &mut |prints, done| {
-                    open = open && tx.send(Piece::Prints(prints, done)).is_ok();
-                })
-            }));
-            match decoded {
-                Ok(result) => result
-                    .map(|fp| (fp.frames, fp.duration_s))
-                    .map_err(|e| rename(&e.to_string(), &path, name)),
-                Err(_) => Err(format!("{name}: the decoder crashed on this file")),
-            }
+            engine::stream_file(&path, params, Side::Query, &mut |prints, done| {
+                open = open && tx.send(Piece::Prints(prints, done)).is_ok();
+            })
+            .map(|fp| (fp.frames, fp.duration_s))
+            .map_err(|e| rename(&e.to_string(), &path, name))
         }
         Err(e) => Err(e),
     };
