@@ -47,7 +47,8 @@ pub struct Verification {
     /// Alignments searched for this query (offset windows × references × warps).
     pub searched: f64,
     /// Standard deviations by which this alignment out-verifies the reference's best other
-    /// alignment of the stretch, on the peaks the two do not share (infinite when there is none).
+    /// alignment of the stretch, on the peaks the two do not share (infinite when there is none or
+    /// when the hash lead already settles the race).
     pub rival_lead: f64,
 }
 
@@ -175,7 +176,11 @@ pub fn verify_candidates(
         let mut v = query.verify(reference, m.offset, span, m.warp);
         v.chance = v.chance.max(null_rate(query, reference, &m, span));
         v.searched = trials;
-        v.rival_lead = rival_lead(query, reference, &m, span);
+        // Only a close race needs the peak-level comparison with the rival.
+        let close = m.score < m.rival + p.min_margin;
+        if close {
+            v.rival_lead = rival_lead(query, reference, &m, span);
+        }
         let tail = binomial_sf(
             v.found as f64 / PEAKS_PER_EVENT,
             v.checked as f64 / PEAKS_PER_EVENT,
@@ -186,7 +191,7 @@ pub fn verify_candidates(
         let shadowed = ambiguous
             .iter()
             .any(|&(t, span)| t == m.track && super::overlaps(span, m.query_frames));
-        let tied = m.score < m.rival + p.min_margin && !tie_explained(reference, &m, span, v);
+        let tied = close && !tie_explained(reference, &m, span, v);
         let evident = v.fraction() >= p.min_fraction && m.confidence >= p.min_confidence;
         if tied && evident {
             ambiguous.push((m.track, m.query_frames));
