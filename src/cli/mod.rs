@@ -153,6 +153,9 @@ fn index(
     for f in &failures {
         eprintln!("  failed: {f}");
     }
+    if let Some(e) = &summary.compact_error {
+        eprintln!("warning: the tracks are stored, but compacting the index failed: {e}");
+    }
     Ok(if failures.is_empty() {
         Outcome::Success
     } else {

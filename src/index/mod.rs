@@ -141,6 +141,9 @@ pub trait Store {
     fn remove(&mut self, id: TrackId) -> Result<bool>;
     /// Totals.
     fn stats(&self) -> Result<Stats>;
+    /// Rewrites the store without the slack that inserts spread over the whole key space leave
+    /// in it (smaller and deterministic in size; costs a pass over the store).
+    fn compact(&mut self) -> Result<()>;
 }
 
 /// Packs peaks (sorted by frame) as: varint frame delta, then the bin as a varint.
