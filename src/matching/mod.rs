@@ -11,7 +11,8 @@
 
 pub mod verify;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::fingerprint::{warped_landmarks, FingerprintParams, Landmark, Prints, Warp};
 use crate::index::{Store, TrackId};
@@ -337,6 +338,31 @@ fn collect_hits(
 /// 56-reference corpus index occurs 627 times, so small indexes are unaffected.
 const MAX_ROWS_PER_HASH: usize = 1000;
 
+/// A multiply-rotate hasher for the voting tables: their keys are small integers made by this
+/// process, not input an attacker controls, and the standard SipHash made counting slower than
+/// the sort it replaces.
+#[derive(Default)]
+struct FxLike(u64);
+
+impl Hasher for FxLike {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(b as u64);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_i64(&mut self, v: i64) {
+        self.write_u64(v as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FastHash = BuildHasherDefault<FxLike>;
+
 /// Offset voting over hits (pure): all segments with at least `min_score` hits, and the number
 /// of alignments searched (offset windows over all references hit), for the confidence.
 fn vote(
@@ -346,10 +372,37 @@ fn vote(
     ref_frames: &dyn Fn(TrackId) -> u32,
     p: &MatchParams,
 ) -> (Vec<Match>, f64) {
+    let window = 2 * p.offset_tolerance as i64 + 1;
+    // Most hits are chance, spread thinly over tracks and offsets, and sorting them all was the
+    // largest cost of a scan. A track yields candidates only if some `window` of offsets holds
+    // `min_score` hits; such a window lies within two neighbouring buckets of `window` offsets,
+    // so counting per bucket picks out the tracks worth sorting (a superset: exact results).
+    let mut buckets: HashMap<(TrackId, i64), u32, FastHash> =
+        HashMap::with_capacity_and_hasher(hits.len(), FastHash::default());
+    for h in &hits {
+        *buckets
+            .entry((h.track, h.offset.div_euclid(window)))
+            .or_default() += 1;
+    }
+    let mut hit_tracks: Vec<TrackId> = Vec::new();
+    let mut strong: HashSet<TrackId, FastHash> = HashSet::default();
+    for (&(track, b), &n) in &buckets {
+        hit_tracks.push(track);
+        if n + buckets.get(&(track, b + 1)).copied().unwrap_or(0) >= p.min_score {
+            strong.insert(track);
+        }
+    }
+    hit_tracks.sort_unstable();
+    hit_tracks.dedup();
+    // Every track hit is a family of offsets searched, for the multiple-test correction.
+    let mut trials = 0.0;
+    for &track in &hit_tracks {
+        let offsets = ref_frames(track) as f64 + query_frames as f64;
+        trials += (offsets / window as f64).max(1.0);
+    }
+    hits.retain(|h| strong.contains(&h.track));
     hits.sort_unstable();
     hits.dedup();
-    let window = 2 * p.offset_tolerance as i64 + 1;
-    // Tracks with any hit: each is a family of offsets searched, for the multiple-test correction.
     let mut per_track: Vec<(TrackId, usize, usize)> = Vec::new();
     let mut i = 0;
     while i < hits.len() {
@@ -360,12 +413,9 @@ fn vote(
         per_track.push((hits[i].track, i, j));
         i = j;
     }
-    let mut trials = 0.0;
     let mut out = Vec::new();
     for &(track, a, z) in &per_track {
         let track_hits = &hits[a..z];
-        let offsets = ref_frames(track) as f64 + query_frames as f64;
-        trials += (offsets / window as f64).max(1.0);
         // (cluster number, segment) for every segment of every strong offset of this track.
         let mut segs: Vec<(usize, Match)> = Vec::new();
         for (c, cluster) in offset_clusters(track_hits, p).into_iter().enumerate() {
@@ -590,6 +640,25 @@ mod tests {
             (m[0].track, m[0].offset, m[0].score),
             (TrackId(3), 1234, 30)
         );
+    }
+
+    #[test]
+    fn a_cluster_straddling_count_buckets_is_kept_and_weak_tracks_still_count_as_searched() {
+        // Offsets 1, 2, 3 (two hits each, tolerance 1): the window of offsets lies across two
+        // counting buckets ([0, 2] and [3, 5]), neither of which holds min_score hits alone.
+        let mut hits = Vec::new();
+        for (k, offset) in [1i64, 2, 3].into_iter().enumerate() {
+            hits.extend(hits_at(5, offset, (0..2).map(|i| 40 * (3 * i + k as u32))));
+        }
+        // Another track with too few hits to vote for: searched all the same.
+        hits.extend(hits_at(6, 700, (0..4).map(|i| 50 * i)));
+        let frames = |t: TrackId| if t == TrackId(5) { 20_000 } else { 5_000 };
+        let p = MatchParams::default();
+        let (m, trials) = vote(hits, 600, Warp::IDENTITY, &frames, &p);
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert_eq!((m[0].track, m[0].score), (TrackId(5), 6));
+        let window = (2 * p.offset_tolerance + 1) as f64;
+        assert_eq!(trials, (20_600.0 / window) + (5_600.0 / window));
     }
 
     #[test]
