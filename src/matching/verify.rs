@@ -178,8 +178,11 @@ pub fn verify_candidates(
         v.searched = trials;
         // Only a close race needs the peak-level comparison with the rival.
         let close = m.score < m.rival + p.min_margin;
-        if close {
-            v.rival_lead = rival_lead(query, reference, &m, span);
+        let rival = close
+            .then(|| against_rival(query, reference, &m, span))
+            .flatten();
+        if let Some(r) = rival {
+            v.rival_lead = r.lead;
         }
         let tail = binomial_sf(
             v.found as f64 / PEAKS_PER_EVENT,
@@ -191,7 +194,7 @@ pub fn verify_candidates(
         let shadowed = ambiguous
             .iter()
             .any(|&(t, span)| t == m.track && super::overlaps(span, m.query_frames));
-        let tied = close && !tie_explained(reference, &m, span, v);
+        let tied = close && !tie_explained(rival);
         let evident = v.fraction() >= p.min_fraction && m.confidence >= p.min_confidence;
         if tied && evident {
             ambiguous.push((m.track, m.query_frames));
@@ -226,45 +229,61 @@ const SELF_REPEAT: f64 = 0.9;
 /// Standard deviations by which an alignment must out-verify its tied rival to be preferred.
 const DECISIVE_Z: f64 = 3.0;
 
-/// Whether a tie between `m` and its rival alignment leaves the recording certain: either the
-/// reference repeats itself there (the same audio twice, so both offsets are this recording), or
-/// on the peaks that tell the two apart `m` is decisively better than the rival (hash counts tie
-/// by chance, e.g. a partial repeat). A loop shared with another recording does neither: the loop recurs in the
-/// reference only with its other layers changed, and verifies equally at each repeat.
-fn tie_explained(reference: &[Peak], m: &Match, span: (u32, u32), v: Verification) -> bool {
-    let Some(rival) = m.rival_offset else {
-        return true;
-    };
-    v.rival_lead >= DECISIVE_Z || self_similarity(reference, m, rival, span) >= SELF_REPEAT
+/// Whether a tie between a candidate and its rival alignment leaves the recording certain (no
+/// rival: nothing to settle): either the reference repeats itself there (the same audio twice,
+/// so both offsets are this recording), or on the peaks that tell the two apart the candidate is
+/// decisively better (hash counts tie by chance, e.g. a partial repeat). A loop shared with
+/// another recording does neither: the loop recurs in the reference only with its other layers
+/// changed, and verifies equally at each repeat.
+fn tie_explained(rival: Option<Rival>) -> bool {
+    rival.is_none_or(|r| r.lead >= DECISIVE_Z || r.self_similarity >= SELF_REPEAT)
 }
 
-/// Standard deviations by which `m`'s alignment out-verifies its rival alignment, counting only
-/// the peaks that tell the two apart (those that do not recur at the other offset), with counts
-/// scaled by [`PEAKS_PER_EVENT`] as in the confidence. Peaks the two stretches share are found
-/// (or lost) alike at both and would only dilute the comparison.
-fn rival_lead(query: &QueryPeaks, reference: &[Peak], m: &Match, span: (u32, u32)) -> f64 {
-    let Some(rival) = m.rival_offset else {
-        return f64::INFINITY;
-    };
+/// A candidate compared with its rival alignment (another offset of the same reference).
+#[derive(Debug, Clone, Copy)]
+struct Rival {
+    /// Standard deviations by which the candidate out-verifies the rival, counting only the
+    /// peaks that tell the two apart (those that do not recur at the other offset), with counts
+    /// scaled by [`PEAKS_PER_EVENT`] as in the confidence. Peaks the two stretches share are
+    /// found (or lost) alike at both and would only dilute the comparison.
+    lead: f64,
+    /// Share of the reference's peaks in the candidate's stretch that recur at the rival offset.
+    self_similarity: f64,
+}
+
+/// Compares `m` with its rival alignment; `None` when it has none.
+fn against_rival(
+    query: &QueryPeaks,
+    reference: &[Peak],
+    m: &Match,
+    span: (u32, u32),
+) -> Option<Rival> {
+    let rival = m.rival_offset?;
+    // (peaks in the stretch, of them not recurring at `to`, of those found in the query)
     let distinct = |from: i64, to: i64| {
-        let (mut n, mut k) = (0u32, 0u32);
+        let (mut all, mut n, mut k) = (0u32, 0u32, 0u32);
         for p in aligned_stretch(reference, from, span, m.warp) {
+            all += 1;
             if !recurs(reference, p, to - from) {
                 n += 1;
                 k += query.has(p, from, m.warp) as u32;
             }
         }
-        // A side with no peaks of its own counts as one unfound peak: a rival contained in `m`
-        // then loses to `m`'s own peaks if enough of them are found.
-        (
-            n.max(1) as f64 / PEAKS_PER_EVENT,
-            k as f64 / PEAKS_PER_EVENT,
-        )
+        (all, n, k)
     };
-    let ((n1, k1), (n2, k2)) = (distinct(m.offset, rival), distinct(rival, m.offset));
+    let (all, n1, k1) = distinct(m.offset, rival);
+    let (_, n2, k2) = distinct(rival, m.offset);
+    let self_similarity = (all - n1) as f64 / all.max(1) as f64;
+    // A side with no peaks of its own counts as one unfound peak: a rival contained in `m` then
+    // loses to `m`'s own peaks if enough of them are found.
+    let scaled = |x: u32| x as f64 / PEAKS_PER_EVENT;
+    let (n1, k1, n2, k2) = (scaled(n1.max(1)), scaled(k1), scaled(n2.max(1)), scaled(k2));
     let pooled = ((k1 + k2) / (n1 + n2)).clamp(1e-6, 1.0 - 1e-6);
     let se = (pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n2)).sqrt();
-    (k1 / n1 - k2 / n2) / se
+    Some(Rival {
+        lead: (k1 / n1 - k2 / n2) / se,
+        self_similarity,
+    })
 }
 
 /// Whether reference peak `p` recurs `shift` frames away in the reference (±1 frame, ±1 bin).
@@ -275,16 +294,6 @@ fn recurs(reference: &[Peak], p: &Peak, shift: i64) -> bool {
         .iter()
         .take_while(|q| q.frame as i64 <= target + 1)
         .any(|q| q.bin.abs_diff(p.bin) <= 1)
-}
-
-/// Share of the reference's peaks in the stretch `m` aligns with that recur at `other` instead.
-fn self_similarity(reference: &[Peak], m: &Match, other: i64, span: (u32, u32)) -> f64 {
-    let (mut checked, mut found) = (0u32, 0u32);
-    for p in aligned_stretch(reference, m.offset, span, m.warp) {
-        checked += 1;
-        found += recurs(reference, p, other - m.offset) as u32;
-    }
-    found as f64 / checked.max(1) as f64
 }
 
 /// Offsets (frames) at which an alignment is re-checked to measure the chance rate empirically:
@@ -423,19 +432,15 @@ mod tests {
         let span = (0, 400);
         // A clip of A ties between offsets 100 and 1100: the reference repeats itself there.
         let q = QueryPeaks::new(&as_query(&reference, 100), (6, 232), 450);
-        let m = candidate(100, 1100);
-        assert!(self_similarity(&reference, &m, 1100, span) > 0.95);
-        let mut v = q.verify(&reference, 100, span, Warp::IDENTITY);
-        v.rival_lead = rival_lead(&q, &reference, &m, span);
-        assert!(tie_explained(&reference, &m, span, v));
+        let r = against_rival(&q, &reference, &candidate(100, 1100), span);
+        assert!(r.is_some_and(|r| r.self_similarity > 0.95), "{r:?}");
+        assert!(tie_explained(r));
         // A clip of B, against a rival offset inside A: B out-verifies A peak by peak.
         let q = QueryPeaks::new(&as_query(&reference, 2100), (6, 232), 450);
-        let m = candidate(2100, 100);
-        assert!(self_similarity(&reference, &m, 100, span) < 0.3);
-        let mut v = q.verify(&reference, 2100, span, Warp::IDENTITY);
-        v.rival_lead = rival_lead(&q, &reference, &m, span);
-        assert!(v.rival_lead > 5.0, "{v:?}");
-        assert!(tie_explained(&reference, &m, span, v));
+        let r = against_rival(&q, &reference, &candidate(2100, 100), span);
+        assert!(r.is_some_and(|r| r.self_similarity < 0.3), "{r:?}");
+        assert!(r.is_some_and(|r| r.lead > 5.0), "{r:?}");
+        assert!(tie_explained(r));
         // A query holding half of A's peaks and half of B's (a loop shared with another
         // recording) verifies equally at both offsets: the tie stands.
         let mixed: Vec<Peak> = as_query(&reference, 100)
@@ -452,10 +457,8 @@ mod tests {
             )
             .collect();
         let q = QueryPeaks::new(&mixed, (6, 232), 450);
-        let m = candidate(100, 2100);
-        let mut v = q.verify(&reference, 100, span, Warp::IDENTITY);
-        v.rival_lead = rival_lead(&q, &reference, &m, span);
-        assert!(!tie_explained(&reference, &m, span, v), "{v:?}");
+        let r = against_rival(&q, &reference, &candidate(100, 2100), span);
+        assert!(!tie_explained(r), "{r:?}");
         // A section the reference repeats only in part (every third peak differs), heard through
         // noise that hides every second peak: the shared two thirds verify alike at both offsets,
         // and the peaks that tell the offsets apart settle it.
@@ -468,12 +471,12 @@ mod tests {
         reference.extend(shift(&varied, 3000));
         let noisy: Vec<Peak> = as_query(&reference, 100).into_iter().step_by(2).collect();
         let q = QueryPeaks::new(&noisy, (6, 232), 450);
-        let m = candidate(100, 3100);
-        let similarity = self_similarity(&reference, &m, 3100, span);
-        assert!((0.5..0.8).contains(&similarity), "{similarity}");
-        let mut v = q.verify(&reference, 100, span, Warp::IDENTITY);
-        v.rival_lead = rival_lead(&q, &reference, &m, span);
-        assert!(tie_explained(&reference, &m, span, v), "{v:?}");
+        let r = against_rival(&q, &reference, &candidate(100, 3100), span);
+        assert!(
+            r.is_some_and(|r| (0.5..0.8).contains(&r.self_similarity)),
+            "{r:?}"
+        );
+        assert!(tie_explained(r), "{r:?}");
     }
 
     #[test]
