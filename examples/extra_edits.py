@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Extra-edits corpus: edits the shared corpus does not have, cut from its own masters.
+
+A check that the engine generalises beyond the classes it was tuned on (docs/EVASION.md,
+"Edits the corpus does not have"). Needs the full shared corpus built first, and sox + ffmpeg.
+
+    python3 examples/extra_edits.py [CORPUS] [OUT]    # defaults below; ~20 s on 2 cores
+    cargo run --release --example eval -- OUT
+
+OUT gets queries/, ground_truth.csv (the shared corpus's columns) and refs -> CORPUS/refs.
+Positives: 14 classes x 24 clips (5 and 10 s); negatives: 70 held-out clips with the same edits.
+"""
+import csv, os, random, re, subprocess, sys
+if len(sys.argv) == 6 and sys.argv[1] == 'mix':
+    # mix A B SNR OUT: B under A at SNR dB (RMS), as a job step.
+    _, _, a, b, snr, out = sys.argv
+    def rms(p):
+        s = subprocess.run(['sox', p, '-n', 'stats'], capture_output=True, text=True).stderr
+        m = re.search(r'RMS lev dB\s+(-?[\d.]+)', s)
+        return float(m.group(1)) if m else -90.0
+    g = 10 ** ((rms(a) - rms(b) - float(snr)) / 20)
+    subprocess.check_call(['sox', '-R', '-q', '-m', '-v', '1', a, '-v', '%.6f' % g, b, '-b', '16', out, 'gain', '-n', '-1'])
+    sys.exit(0)
+C = sys.argv[1] if len(sys.argv) > 1 else os.path.expanduser('~/.cache/nasheed-corpus/out-full')
+OUT = sys.argv[2] if len(sys.argv) > 2 else '/tmp/xcorp'
+os.makedirs(OUT + '/queries', exist_ok=True)
+os.makedirs(OUT + '/.work', exist_ok=True)
+if not os.path.exists(OUT + '/refs'):
+    os.symlink(C + '/refs', OUT + '/refs')
+gt = list(csv.DictReader(open(C + '/ground_truth.csv')))
+jobs = open(C + '/jobs.sh').read()
+# master of each ref, from the positives' jobs
+master = {}
+heldout = set()
+for g in gt:
+    m = re.search(r"# %s \S+\nsox -R -q '([^']+)'" % os.path.basename(g['query_file']).split('.')[0], jobs)
+    if not m: continue
+    if g['ref_file']:
+        master[g['ref_file']] = m.group(1)
+    elif g['origin'].startswith('heldout:'):
+        heldout.add(m.group(1))
+heldout = sorted(heldout)
+def dur(p):
+    return float(subprocess.check_output(['soxi', '-D', p]).decode())
+durs = {p: dur(p) for p in list(master.values()) + heldout}
+# music refs only for offsets; align master time with ref time: check ground truth offsets vs trim
+CLASSES = {
+    'pitch_+200c': (1.0, 'pitch 200', None, 'wav'),
+    'pitch_-200c': (1.0, 'pitch -200', None, 'wav'),
+    'pitch_+50c': (1.0, 'pitch 50', None, 'wav'),
+    'tempo_0.95': (0.95, 'tempo -m 0.95', None, 'wav'),
+    'tempo_1.05': (1.05, 'tempo -m 1.05', None, 'wav'),
+    'speed_0.93': (0.93, 'speed 0.93', None, 'wav'),
+    'speed_1.08': (1.08, 'speed 1.08', None, 'wav'),
+    'tempo1.05_pitch+50': (1.05, 'tempo -m 1.05 pitch 50', None, 'wav'),
+    'tempo0.95_pitch-100': (0.95, 'tempo -m 0.95 pitch -100', None, 'wav'),
+    'tempo1.08_pitch+200': (1.08, 'tempo -m 1.08 pitch 200', None, 'wav'),
+    'music_0db': (1.0, '', 0, 'wav'),
+    'music_6db': (1.0, '', 6, 'wav'),
+    'lowpass2k_mp3_32k': (1.0, 'lowpass 2000', None, 'mp3'),
+    'speed1.05_opus24k': (1.05, 'speed 1.05', None, 'opus'),
+}
+rng = random.Random(77)
+refs = sorted(master)
+rows = []; cmds = []
+n = 0
+def make(src, off, L, cls, name):
+    scale, fx, snr, enc = CLASSES[cls]
+    w = OUT + '/.work/' + name
+    sl = int(round(L * scale * 44100)); ol = int(L * 44100)
+    c = ["sox -R -q '%s' -b 16 %s.a.wav trim %ds %ds %s rate -v 44100 channels 2 trim 0 %ds pad 0 %ds trim 0 %ds" % (src, w, int(off * 44100), sl, fx, ol, ol, ol)]
+    final = w + '.a.wav'
+    if snr is not None:
+        h = rng.choice([x for x in heldout if x != src])
+        ho = rng.uniform(5, durs[h] - L - 5)
+        c.append("sox -R -q '%s' -b 16 %s.b.wav trim %ds %ds rate -v 44100 channels 2 trim 0 %ds pad 0 %ds trim 0 %ds" % (h, w, int(ho * 44100), ol, ol, ol, ol))
+        c.append("python3 '%s' mix %s.a.wav %s.b.wav %s %s.m.wav" % (os.path.abspath(__file__), w, w, snr, w))
+        final = w + '.m.wav'
+    dst = OUT + '/queries/' + name
+    if enc == 'wav':
+        c.append('mv %s %s.wav' % (final, dst)); dst += '.wav'
+    elif enc == 'mp3':
+        c.append('ffmpeg -nostdin -v error -y -i %s -c:a libmp3lame -b:a 32k %s.mp3' % (final, dst)); dst += '.mp3'
+    else:
+        c.append('ffmpeg -nostdin -v error -y -i %s -c:a libopus -b:a 24k %s.opus' % (final, dst)); dst += '.opus'
+    c.append('rm -f %s.*.wav' % w)
+    cmds.append(' && '.join(c))
+    return 'queries/' + os.path.basename(dst)
+for cls, (scale, fx, snr, enc) in CLASSES.items():
+    for i in range(24):
+        L = 5 if i % 2 else 10
+        r = rng.choice(refs); src = master[r]
+        off = rng.uniform(2, durs[src] - L * scale - 2)
+        n += 1; name = 'x%04d' % n
+        q = make(src, off, L, cls, name)
+        rows.append([q, r, '%.3f' % off, cls, L, '%.2f' % scale, '', '', '', ''])
+# negatives: held-out music with the same edits
+for i in range(70):
+    cls = rng.choice(list(CLASSES)); L = rng.choice([5, 10])
+    scale = CLASSES[cls][0]
+    src = rng.choice(heldout); off = rng.uniform(2, durs[src] - L * scale - 2)
+    n += 1; name = 'x%04d' % n
+    q = make(src, off, L, cls, name)
+    rows.append([q, '', '', cls, L, '%.2f' % scale, '', '', '', 'heldout'])
+rng.shuffle(rows)
+with open(OUT + '/ground_truth.csv', 'w', newline='') as f:
+    wr = csv.writer(f)
+    wr.writerow(['query_file', 'ref_file', 'ref_offset_s', 'distortion', 'clip_len_s', 'time_scale', 'pitch_cents', 'snr_db', 'ref_id', 'origin'])
+    wr.writerows(rows)
+open(OUT + '/jobs.sh', 'w').write('\n'.join(cmds) + '\n')
+subprocess.run('tr "\\n" "\\0" < %s/jobs.sh | xargs -0 -P%d -I{} sh -c "{}" 2>/dev/null' % (OUT, os.cpu_count() or 2), shell=True, check=True)
+print(len(rows), 'queries in', OUT, '(%d held-out masters, %d refs)' % (len(heldout), len(refs)))
