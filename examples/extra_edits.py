@@ -2,7 +2,7 @@
 """Extra-edits corpus: edits the shared corpus does not have, cut from its own masters.
 
 A check that the engine generalises beyond the classes it was tuned on (docs/EVASION.md,
-"Edits the corpus does not have"). Needs the full shared corpus built first, and sox + ffmpeg.
+"Session 5: edits the corpus does not have"). Needs the full shared corpus built first, and sox + ffmpeg.
 
     python3 examples/extra_edits.py [CORPUS] [OUT]    # defaults below; ~20 s on 2 cores
     cargo run --release --example eval -- OUT
@@ -29,7 +29,8 @@ if not os.path.exists(OUT + '/refs'):
     os.symlink(C + '/refs', OUT + '/refs')
 gt = list(csv.DictReader(open(C + '/ground_truth.csv')))
 jobs = open(C + '/jobs.sh').read()
-# master of each ref, from the positives' jobs
+# The master of each reference and held-out track, from the corpus's jobs: 44.1 kHz WAVs whose
+# time matches the references' (a positive's ground-truth offset is its trim / 44100).
 master = {}
 heldout = set()
 for g in gt:
@@ -43,7 +44,7 @@ heldout = sorted(heldout)
 def dur(p):
     return float(subprocess.check_output(['soxi', '-D', p]).decode())
 durs = {p: dur(p) for p in list(master.values()) + heldout}
-# music refs only for offsets; align master time with ref time: check ground truth offsets vs trim
+# class: (reference seconds per upload second, sox effect, music mixed under it at this SNR, format)
 CLASSES = {
     'pitch_+200c': (1.0, 'pitch 200', None, 'wav'),
     'pitch_-200c': (1.0, 'pitch -200', None, 'wav'),
