@@ -28,18 +28,17 @@ os.makedirs(OUT + '/.work', exist_ok=True)
 if not os.path.exists(OUT + '/refs'):
     os.symlink(C + '/refs', OUT + '/refs')
 gt = list(csv.DictReader(open(C + '/ground_truth.csv')))
-jobs = open(C + '/jobs.sh').read()
 # The master of each reference and held-out track, from the corpus's jobs: 44.1 kHz WAVs whose
 # time matches the references' (a positive's ground-truth offset is its trim / 44100).
+source = dict(re.findall(r"# (q\d+) \S+\nsox -R -q '([^']+)'", open(C + '/jobs.sh').read()))
 master = {}
 heldout = set()
 for g in gt:
-    m = re.search(r"# %s \S+\nsox -R -q '([^']+)'" % os.path.basename(g['query_file']).split('.')[0], jobs)
-    if not m: continue
-    if g['ref_file']:
-        master[g['ref_file']] = m.group(1)
-    elif g['origin'].startswith('heldout:'):
-        heldout.add(m.group(1))
+    src = source.get(os.path.basename(g['query_file']).split('.')[0])
+    if src and g['ref_file']:
+        master[g['ref_file']] = src
+    elif src and g['origin'].startswith('heldout:'):
+        heldout.add(src)
 heldout = sorted(heldout)
 def dur(p):
     return float(subprocess.check_output(['soxi', '-D', p]).decode())
@@ -65,16 +64,19 @@ rng = random.Random(77)
 refs = sorted(master)
 rows = []; cmds = []
 n = 0
+def cut(src, off, n_in, fx, n_out, out):
+    # n_in samples of src from off seconds, through fx, exactly n_out samples of 44.1 kHz stereo.
+    return "sox -R -q '%s' -b 16 %s trim %ds %ds %s rate -v 44100 channels 2 trim 0 %ds pad 0 %ds trim 0 %ds" % (src, out, int(off * 44100), n_in, fx, n_out, n_out, n_out)
 def make(src, off, L, cls, name):
     scale, fx, snr, enc = CLASSES[cls]
     w = OUT + '/.work/' + name
-    sl = int(round(L * scale * 44100)); ol = int(L * 44100)
-    c = ["sox -R -q '%s' -b 16 %s.a.wav trim %ds %ds %s rate -v 44100 channels 2 trim 0 %ds pad 0 %ds trim 0 %ds" % (src, w, int(off * 44100), sl, fx, ol, ol, ol)]
+    ol = int(L * 44100)
+    c = [cut(src, off, int(round(L * scale * 44100)), fx, ol, w + '.a.wav')]
     final = w + '.a.wav'
     if snr is not None:
         h = rng.choice([x for x in heldout if x != src])
         ho = rng.uniform(5, durs[h] - L - 5)
-        c.append("sox -R -q '%s' -b 16 %s.b.wav trim %ds %ds rate -v 44100 channels 2 trim 0 %ds pad 0 %ds trim 0 %ds" % (h, w, int(ho * 44100), ol, ol, ol, ol))
+        c.append(cut(h, ho, ol, '', ol, w + '.b.wav'))
         c.append("python3 '%s' mix %s.a.wav %s.b.wav %s %s.m.wav" % (os.path.abspath(__file__), w, w, snr, w))
         final = w + '.m.wav'
     dst = OUT + '/queries/' + name
