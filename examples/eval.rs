@@ -50,11 +50,17 @@ fn main() -> anyhow::Result<()> {
     let a = &report.accuracy;
     println!("corpus {}  parameters {}", report.corpus, report.params_id);
     println!(
-        "\n{:40} {:>5} {:>7} {:>8}",
-        "class", "n", "recall", "aligned"
+        "\n{:40} {:>5} {:>7} {:>8} {:>8}",
+        "class", "n", "recall", "aligned", "factors"
     );
     for (c, r) in &a.by_class {
-        println!("{c:40} {:5} {:7.3} {:8.3}", r.n, r.recall, r.aligned_recall);
+        println!(
+            "{c:40} {:5} {:7.3} {:8.3} {:8.3}",
+            r.n,
+            r.recall,
+            r.aligned_recall,
+            r.factors_ok as f64 / r.n.max(1) as f64
+        );
     }
     println!(
         "\n{:40} {:>5} {:>7} {:>8}",

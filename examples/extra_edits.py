@@ -8,9 +8,9 @@ A check that the engine generalises beyond the classes it was tuned on (docs/EVA
     cargo run --release --example eval -- OUT
 
 OUT gets queries/, ground_truth.csv (the shared corpus's columns) and refs -> CORPUS/refs.
-Positives: 14 classes x 24 clips (5 and 10 s); negatives: 70 held-out clips with the same edits.
+Positives: 26 classes x 24 clips (5 and 10 s); negatives: 130 held-out clips with the same edits.
 """
-import csv, os, random, re, subprocess, sys
+import csv, math, os, random, re, subprocess, sys
 if len(sys.argv) == 6 and sys.argv[1] == 'mix':
     # mix A B SNR OUT: B under A at SNR dB (RMS), as a job step.
     _, _, a, b, snr, out = sys.argv
@@ -59,8 +59,30 @@ CLASSES = {
     'music_6db': (1.0, '', 6, 'wav'),
     'lowpass2k_mp3_32k': (1.0, 'lowpass 2000', None, 'mp3'),
     'speed1.05_opus24k': (1.05, 'speed 1.05', None, 'opus'),
+    # Short-video edits past the old ±12 % / ±200 c range: "nightcore" / "sped up" 1.15-1.25,
+    # "slowed + reverb" 0.80-0.85, large pitch shifts, tempo and pitch moved together.
+    'speed_0.80': (0.80, 'speed 0.80', None, 'wav'),
+    'speed_0.85': (0.85, 'speed 0.85', None, 'wav'),
+    'speed_1.15': (1.15, 'speed 1.15', None, 'wav'),
+    'speed_1.20': (1.20, 'speed 1.20', None, 'wav'),
+    'speed_1.25': (1.25, 'speed 1.25', None, 'wav'),
+    'tempo_0.80': (0.80, 'tempo -m 0.80', None, 'wav'),
+    'tempo_1.25': (1.25, 'tempo -m 1.25', None, 'wav'),
+    'pitch_+300c': (1.0, 'pitch 300', None, 'wav'),
+    'pitch_-300c': (1.0, 'pitch -300', None, 'wav'),
+    'tempo1.15_pitch+200': (1.15, 'tempo -m 1.15 pitch 200', None, 'wav'),
+    'slowed0.85_reverb': (0.85, 'speed 0.85 reverb 60', None, 'wav'),
+    'speed1.25_aac_mp4': (1.25, 'speed 1.25', None, 'mp4'),
 }
+# The upload's pitch shift in cents, where the edit moved pitch (the harness checks pitch_cents).
+def cents(cls):
+    m = re.search(r'pitch_?([+-]\d+)', cls)
+    if m:
+        return int(m.group(1))
+    m = re.match(r'(?:speed|slowed)_?([\d.]+)', cls)
+    return round(1200 * math.log2(float(m.group(1)))) if m else 0
 rng = random.Random(77)
+NNEG = 5 * len(CLASSES)
 refs = sorted(master)
 rows = []; cmds = []
 n = 0
@@ -84,6 +106,8 @@ def make(src, off, L, cls, name):
         c.append('mv %s %s.wav' % (final, dst)); dst += '.wav'
     elif enc == 'mp3':
         c.append('ffmpeg -nostdin -v error -y -i %s -c:a libmp3lame -b:a 32k %s.mp3' % (final, dst)); dst += '.mp3'
+    elif enc == 'mp4':
+        c.append('ffmpeg -nostdin -v error -y -i %s -c:a aac -b:a 48k %s.mp4' % (final, dst)); dst += '.mp4'
     else:
         c.append('ffmpeg -nostdin -v error -y -i %s -c:a libopus -b:a 24k %s.opus' % (final, dst)); dst += '.opus'
     c.append('rm -f %s.*.wav' % w)
@@ -96,9 +120,9 @@ for cls, (scale, fx, snr, enc) in CLASSES.items():
         off = rng.uniform(2, durs[src] - L * scale - 2)
         n += 1; name = 'x%04d' % n
         q = make(src, off, L, cls, name)
-        rows.append([q, r, '%.3f' % off, cls, L, '%.2f' % scale, '', '', '', ''])
+        rows.append([q, r, '%.3f' % off, cls, L, '%.2f' % scale, cents(cls), '', '', ''])
 # negatives: held-out music with the same edits
-for i in range(70):
+for i in range(NNEG):
     cls = rng.choice(list(CLASSES)); L = rng.choice([5, 10])
     scale = CLASSES[cls][0]
     src = rng.choice(heldout); off = rng.uniform(2, durs[src] - L * scale - 2)

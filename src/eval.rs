@@ -36,6 +36,9 @@ pub struct Truth {
     /// Reference seconds per query second (1 unless time-scaled).
     #[serde(default)]
     pub time_scale: Option<f64>,
+    /// The query's pitch shift in cents, where the corpus states it.
+    #[serde(default)]
+    pub pitch_cents: Option<f64>,
 }
 
 /// What the engine answered for one query (its strongest match).
@@ -47,6 +50,12 @@ pub struct Answer {
     pub ref_file: Option<String>,
     /// Where the query starts in that reference (s).
     pub ref_offset_s: Option<f64>,
+    /// Reference seconds per query second reported.
+    #[serde(default)]
+    pub speed: Option<f64>,
+    /// Pitch shift reported, in cents (implied by `speed` when the match reports none).
+    #[serde(default)]
+    pub pitch_cents: Option<f64>,
     /// Score and confidence of the match.
     pub score: u32,
     /// Confidence of the match.
@@ -76,13 +85,18 @@ pub struct Recall {
     pub recall: f64,
     /// aligned / n.
     pub aligned_recall: f64,
+    /// Aligned hits whose reported speed is within 1 % of the truth and pitch (where the corpus
+    /// states it) within 20 cents.
+    #[serde(default)]
+    pub factors_ok: usize,
 }
 
 impl Recall {
-    fn add(&mut self, hit: bool, aligned: bool) {
+    fn add(&mut self, hit: bool, aligned: bool, factors_ok: bool) {
         self.n += 1;
         self.hits += hit as usize;
         self.aligned += aligned as usize;
+        self.factors_ok += (aligned && factors_ok) as usize;
         self.recall = self.hits as f64 / self.n as f64;
         self.aligned_recall = self.aligned as f64 / self.n as f64;
     }
@@ -154,17 +168,26 @@ pub fn score(truth: &[Truth], answers: &[Answer]) -> Accuracy {
                 (Some(got), Some(want)) => (got - want).abs() <= tol,
                 _ => false,
             };
+        let speed_ok = a
+            .and_then(|a| a.speed)
+            .is_some_and(|s| (s / scale - 1.0).abs() <= 0.01);
+        let pitch_ok = match (t.pitch_cents, a.and_then(|a| a.pitch_cents)) {
+            (None, _) => true,
+            (Some(want), Some(got)) => (got - want).abs() <= 20.0,
+            (Some(_), None) => false,
+        };
+        let factors_ok = speed_ok && pitch_ok;
         hits += hit as usize;
         aligned_hits += aligned as usize;
-        acc.overall.add(hit, aligned);
+        acc.overall.add(hit, aligned, factors_ok);
         acc.by_class
             .entry(t.distortion.clone())
             .or_default()
-            .add(hit, aligned);
+            .add(hit, aligned, factors_ok);
         acc.by_length
             .entry(t.clip_len_s.clone())
             .or_default()
-            .add(hit, aligned);
+            .add(hit, aligned, factors_ok);
     }
     let unscaled: Vec<f64> = acc
         .by_class
@@ -340,6 +363,8 @@ pub fn evaluate(
                     query_file: t.query_file.clone(),
                     ref_file: None,
                     ref_offset_s: None,
+                    speed: None,
+                    pitch_cents: None,
                     score: 0,
                     confidence: 0.0,
                     best_true_score: 0,
@@ -392,6 +417,8 @@ pub fn evaluate(
             query_file: t.query_file.clone(),
             ref_file: best.map(|m| base(&m.ref_path).to_string()),
             ref_offset_s: best.map(|m| m.ref_start_s - m.query_start_s * m.speed),
+            speed: best.map(|m| m.speed),
+            pitch_cents: best.map(|m| m.pitch_cents.unwrap_or(1200.0 * m.speed.log2())),
             score: best.map_or(0, |m| m.score),
             confidence: best.map_or(0.0, |m| m.confidence),
             best_true_score: best_true,
@@ -561,6 +588,7 @@ mod tests {
             distortion: class.into(),
             clip_len_s: "10".into(),
             time_scale: Some(scale),
+            pitch_cents: None,
         }
     }
 
@@ -569,6 +597,8 @@ mod tests {
             query_file: q.into(),
             ref_file: r.map(Into::into),
             ref_offset_s: off,
+            speed: Some(1.0),
+            pitch_cents: Some(0.0),
             score: 10,
             confidence: 1.0,
             best_true_score: 0,
@@ -603,6 +633,9 @@ mod tests {
         assert_eq!(s.false_positive_queries, vec!["queries/q4.wav"]);
         assert_eq!(s.by_class["clean"].hits, 2);
         assert_eq!(s.by_class["speed_1.10"].aligned, 1);
+        // Reported speed 1.0 against a truth of 1.10: aligned, but the factor is wrong.
+        assert_eq!(s.by_class["speed_1.10"].factors_ok, 0);
+        assert_eq!(s.by_class["clean"].factors_ok, 1);
         // Mean over unscaled classes only: "clean" is 2 of 3.
         assert!((s.unscaled_class_mean - 2.0 / 3.0).abs() < 1e-9);
         assert!((s.offset_ok_share - 2.0 / 3.0).abs() < 1e-9);
