@@ -80,12 +80,17 @@ enum FileKind {
 
 /// Looks at a database without writing to it.
 fn identify(conn: &Connection) -> Result<FileKind> {
-    let app: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    let mut st = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?;
-    let tables: HashSet<String> = st
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+    // One read transaction: the three reads see one state even while another process sets
+    // the file up.
+    let tx = conn.unchecked_transaction()?;
+    let app: i32 = tx.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let tables: HashSet<String> = {
+        let mut st = tx.prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?;
+        let names = st.query_map([], |r| r.get(0))?;
+        names.collect::<rusqlite::Result<_>>()?
+    };
+    tx.finish()?;
     Ok(if app == APPLICATION_ID {
         FileKind::Nasheed
     } else if app != 0 {
@@ -213,12 +218,6 @@ impl SqliteStore {
             }
             FileKind::Empty | FileKind::Nasheed => {}
         }
-        if access != Access::Read {
-            // journal_mode returns a row; WAL is not available for in-memory databases ("memory").
-            let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-            conn.execute_batch("PRAGMA synchronous=NORMAL;")?;
-        }
-        conn.execute_batch("PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;")?;
         let supported = MIGRATIONS.len() as i64;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version > supported {
@@ -229,8 +228,14 @@ impl SqliteStore {
             });
         }
         if access != Access::Read {
+            // The schema first, then WAL: a new file switched to WAL before it has a first page
+            // can be seen by a second process as empty and set up again.
             migrate(&mut conn, params_id)?;
+            // journal_mode returns a row; WAL is not available for in-memory databases ("memory").
+            let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+            conn.execute_batch("PRAGMA synchronous=NORMAL;")?;
         }
+        conn.execute_batch("PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;")?;
         let stored: Option<String> = conn
             .query_row(
                 &format!("SELECT value FROM {META} WHERE key = 'params_id'"),
