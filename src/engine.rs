@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
-use crate::audio::{self, AudioError, AudioSource, SymphoniaSource};
+use crate::audio::{self, AudioError, AudioSource, Limited, SymphoniaSource};
 use crate::fingerprint::{FingerprintParams, Fingerprinter, Prints, Side};
 use crate::index::{IndexError, Store, TrackId};
 use crate::matching::{self, MatchParams};
@@ -115,30 +115,56 @@ fn stream_unguarded(
     })
 }
 
+/// Bounds on the work one input may cost: uploads are hostile (a 1 MB file can decode to a
+/// day of silence), and every file read by [`stream_file`] is held to them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Budget {
+    /// Most decoded audio one input may hold (s); past it the input is an error.
+    pub max_duration_s: f64,
+}
+
+impl Budget {
+    /// The default: 4 hours of audio per input.
+    pub const DEFAULT_MAX_DURATION_S: f64 = 4.0 * 3600.0;
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            max_duration_s: Self::DEFAULT_MAX_DURATION_S,
+        }
+    }
+}
+
 /// Decodes and fingerprints a file.
 pub fn fingerprint_file(
     path: &Path,
     params: &FingerprintParams,
     side: Side,
+    budget: &Budget,
 ) -> Result<Fingerprint> {
     let mut prints = Prints::default();
-    let mut fp = stream_file(path, params, side, &mut |part, _| prints.append(part))?;
+    let mut fp = stream_file(path, params, side, budget, &mut |part, _| {
+        prints.append(part)
+    })?;
     fp.prints = prints;
     Ok(fp)
 }
 
-/// Decodes and fingerprints a file as a stream (see [`stream_source`]).
+/// Decodes and fingerprints a file as a stream (see [`stream_source`]), within `budget`.
 pub fn stream_file(
     path: &Path,
     params: &FingerprintParams,
     side: Side,
+    budget: &Budget,
     sink: &mut dyn FnMut(Prints, u32),
 ) -> Result<Fingerprint> {
     let err = |source| Error::Audio {
         path: path.display().to_string(),
         source,
     };
-    let mut src = survive(|| SymphoniaSource::open(path)).map_err(err)?;
+    let src = survive(|| SymphoniaSource::open(path)).map_err(err)?;
+    let mut src = Limited::new(src, budget.max_duration_s);
     stream_source(&mut src, params, side, sink).map_err(err)
 }
 
@@ -309,49 +335,212 @@ impl ScanStream<'_> {
     }
 }
 
-/// File extensions picked up when walking folders (explicit files are always tried).
-pub const MEDIA_EXTENSIONS: &[&str] = &[
-    "mp3", "mp2", "m4a", "m4b", "mp4", "m4v", "mov", "3gp", "aac", "adts", "ogg", "oga", "opus",
-    "flac", "wav", "wave", "aif", "aiff", "aifc", "caf", "mkv", "mka", "webm",
-];
+/// One input found by [`expand_inputs`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// A regular file (or a path that does not exist: opening it reports the error).
+    File(PathBuf),
+    /// A named input that is not a regular file (FIFO, character device, socket): it can be read
+    /// only once and may never end, so a caller reads it with a bound.
+    Stream(PathBuf),
+    /// Standard input, named `-`: like a stream.
+    Stdin,
+}
 
-/// Expands files and folders (recursively, sorted, media extensions only) into a list of files.
-pub fn expand_inputs(inputs: &[PathBuf]) -> Vec<std::result::Result<PathBuf, Error>> {
-    let mut out = Vec::new();
+impl Input {
+    /// The path as given or found (`-` for stdin).
+    pub fn path(&self) -> &Path {
+        match self {
+            Input::File(p) | Input::Stream(p) => p,
+            Input::Stdin => Path::new("-"),
+        }
+    }
+}
+
+/// Why a folder walk passed over an entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SkipReason {
+    /// Not a regular file (a FIFO could block the walk forever, a device never end).
+    NotRegular(&'static str),
+    /// A symbolic link back to a folder the walk is inside.
+    Loop(PathBuf),
+    /// The same file (device and inode) as one already listed under another path.
+    SameFile(PathBuf),
+}
+
+/// An entry a folder walk passed over, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {}", path.display(), match reason {
+    SkipReason::NotRegular(kind) => format!("not a regular file ({kind})"),
+    SkipReason::Loop(to) => format!("symbolic link loop back to {}", to.display()),
+    SkipReason::SameFile(first) => format!("the same file as {}", first.display()),
+})]
+pub struct Skipped {
+    /// The entry.
+    pub path: PathBuf,
+    /// Why.
+    pub reason: SkipReason,
+}
+
+/// The inputs named on a command line, folders expanded.
+#[derive(Debug, Default)]
+pub struct Expanded {
+    /// Files to read, in order (folders sorted by name, depth first); an `Err` is an entry that
+    /// could not be read (it names the path) and counts as an input.
+    pub inputs: Vec<std::result::Result<Input, Error>>,
+    /// Entries passed over, for the caller to report.
+    pub skipped: Vec<Skipped>,
+    /// Folders named on the command line in which the walk found no file at all.
+    pub empty_folders: Vec<PathBuf>,
+}
+
+/// Expands files and folders into inputs. Folders are walked recursively following symbolic
+/// links, with loop detection; each file is listed once (by device and inode), whatever its
+/// name or extension (the decoder's probe decides what is audio); only regular files are taken
+/// from folders. Named paths are always listed: a non-regular one as [`Input::Stream`], `-` as
+/// [`Input::Stdin`].
+pub fn expand_inputs(inputs: &[PathBuf]) -> Expanded {
+    let mut out = Expanded::default();
+    let mut seen = Seen::default();
     for p in inputs {
-        if p.is_dir() {
-            walk(p, &mut out);
-        } else {
-            out.push(Ok(p.clone()));
+        if p.as_os_str() == "-" {
+            out.inputs.push(Ok(Input::Stdin));
+            continue;
+        }
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => {
+                let before = out.inputs.len() + out.skipped.len();
+                if walk(p, &mut seen, &mut out) && out.inputs.len() + out.skipped.len() == before {
+                    out.empty_folders.push(p.clone());
+                }
+            }
+            Ok(m) if !m.is_file() => out.inputs.push(Ok(Input::Stream(p.clone()))),
+            Ok(m) => {
+                seen.first(&m, p);
+                out.inputs.push(Ok(Input::File(p.clone())));
+            }
+            Err(_) => out.inputs.push(Ok(Input::File(p.clone()))),
         }
     }
     out
 }
 
-fn walk(dir: &Path, out: &mut Vec<std::result::Result<PathBuf, Error>>) {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(source) => {
-            out.push(Err(Error::Io {
-                path: dir.display().to_string(),
-                source,
-            }));
-            return;
-        }
-    };
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    paths.sort();
-    for p in paths {
-        if p.is_dir() {
-            walk(&p, out);
-        } else if p
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| MEDIA_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-        {
-            out.push(Ok(p));
+/// Files and folders already listed, by device and inode.
+#[derive(Default)]
+struct Seen(HashMap<(u64, u64), PathBuf>);
+
+impl Seen {
+    /// `None` the first time a file is met; else the path it was first listed under.
+    fn first(&mut self, meta: &std::fs::Metadata, path: &Path) -> Option<PathBuf> {
+        match self.0.entry(file_key(meta, path)) {
+            std::collections::hash_map::Entry::Occupied(e) => Some(e.get().clone()),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(path.to_path_buf());
+                None
+            }
         }
     }
+}
+
+#[cfg(unix)]
+fn file_key(meta: &std::fs::Metadata, _path: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino())
+}
+
+/// Without inodes, the canonical path stands in for the file's identity.
+#[cfg(not(unix))]
+fn file_key(_meta: &std::fs::Metadata, path: &Path) -> (u64, u64) {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    path.canonicalize()
+        .unwrap_or_else(|_| path.to_path_buf())
+        .hash(&mut h);
+    (0, h.finish())
+}
+
+/// What a non-regular file is, for the skip message.
+fn special_kind(ft: std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if ft.is_fifo() {
+            return "FIFO";
+        }
+        if ft.is_socket() {
+            return "socket";
+        }
+        if ft.is_char_device() || ft.is_block_device() {
+            return "device";
+        }
+    }
+    let _ = ft;
+    "special file"
+}
+
+/// Walks one folder; false if it had been walked already (it adds nothing then).
+fn walk(dir: &Path, seen: &mut Seen, out: &mut Expanded) -> bool {
+    let mut it = walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .sort_by_file_name()
+        .into_iter();
+    while let Some(entry) = it.next() {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                let path = e.path().unwrap_or(dir).to_path_buf();
+                if let Some(to) = e.loop_ancestor() {
+                    let reason = SkipReason::Loop(to.to_path_buf());
+                    out.skipped.push(Skipped { path, reason });
+                } else {
+                    let source = e
+                        .into_io_error()
+                        .unwrap_or_else(|| std::io::Error::other("cannot walk"));
+                    out.inputs.push(Err(Error::Io {
+                        path: path.display().to_string(),
+                        source,
+                    }));
+                }
+                continue;
+            }
+        };
+        let meta = match entry.metadata() {
+            Ok(m) => m,
+            Err(e) => {
+                let source = e
+                    .into_io_error()
+                    .unwrap_or_else(|| std::io::Error::other("cannot stat"));
+                out.inputs.push(Err(Error::Io {
+                    path: entry.path().display().to_string(),
+                    source,
+                }));
+                continue;
+            }
+        };
+        let first = seen.first(&meta, entry.path());
+        if meta.is_dir() {
+            // A folder reached a second time through a link: its files are listed already.
+            if first.is_some() {
+                if entry.depth() == 0 {
+                    return false;
+                }
+                it.skip_current_dir();
+            }
+            continue;
+        }
+        let path = entry.into_path();
+        if let Some(first) = first {
+            let reason = SkipReason::SameFile(first);
+            out.skipped.push(Skipped { path, reason });
+        } else if meta.is_file() {
+            out.inputs.push(Ok(Input::File(path)));
+        } else {
+            let reason = SkipReason::NotRegular(special_kind(meta.file_type()));
+            out.skipped.push(Skipped { path, reason });
+        }
+    }
+    true
 }
 
 /// One file to index, with what is known of it.
@@ -429,6 +618,7 @@ pub fn index_files(
     store: &mut dyn Store,
     jobs: Vec<IndexJob>,
     params: &FingerprintParams,
+    budget: &Budget,
     on_event: &mut dyn FnMut(IndexEvent<'_>),
 ) -> Result<IndexSummary> {
     use rayon::prelude::*;
@@ -450,10 +640,12 @@ pub fn index_files(
                     Err(e) => Work::Failed(job, e),
                     Ok(sha) => match known.get(&sha) {
                         Some(&id) => Work::Skipped(job, id),
-                        None => match fingerprint_file(&job.path, params, Side::Reference) {
-                            Ok(fp) => Work::Done(Box::new((job, sha, fp))),
-                            Err(e) => Work::Failed(job, e),
-                        },
+                        None => {
+                            match fingerprint_file(&job.path, params, Side::Reference, budget) {
+                                Ok(fp) => Work::Done(Box::new((job, sha, fp))),
+                                Err(e) => Work::Failed(job, e),
+                            }
+                        }
                     },
                 };
                 // The receiver only goes away after a store failure; then the rest is moot.
@@ -538,7 +730,12 @@ fn store_track(
         meta: job.meta.clone(),
         duration_s: fp.duration_s,
     };
-    Ok((store.add_track(&track, &fp.prints)?, true))
+    match store.add_track(&track, &fp.prints) {
+        Ok(id) => Ok((id, true)),
+        // Another process stored the same file since the check above.
+        Err(IndexError::AlreadyIndexed(id)) => Ok((id, false)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[cfg(test)]

@@ -309,7 +309,9 @@ pub fn evaluate(
     }
     let mut store = SqliteStore::open(db, &params.id())?;
     let files: Vec<PathBuf> = engine::expand_inputs(&[corpus.join("refs")])
+        .inputs
         .into_iter()
+        .map(|i| i.map(|i| i.path().to_path_buf()))
         .collect::<Result<_, _>>()?;
     let jobs = files
         .into_iter()
@@ -320,7 +322,8 @@ pub fn evaluate(
         })
         .collect();
     let (t0, c0) = (Instant::now(), cpu_seconds());
-    let summary = engine::index_files(&mut store, jobs, &params, &mut |_| {})?;
+    let budget = engine::Budget::default();
+    let summary = engine::index_files(&mut store, jobs, &params, &budget, &mut |_| {})?;
     let (wall_s, cpu_s) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
     let stats = store.stats()?;
     let index = IndexFigures {
@@ -356,7 +359,7 @@ pub fn evaluate(
     for t in &truth {
         let path = corpus.join(&t.query_file);
         let start = Instant::now();
-        let fp = match engine::fingerprint_file(&path, &params, Side::Query) {
+        let fp = match engine::fingerprint_file(&path, &params, Side::Query, &budget) {
             Ok(fp) => fp,
             Err(e) => {
                 answers.push(Answer {

@@ -161,9 +161,11 @@ fn stdin_and_every_output_format() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("ref1") && text.contains("0:02."), "{text}");
 
-    // A threshold above every confidence hides the match.
+    // Confidences lie in [0, 1]: a threshold above 1 would hide every match, so it is refused
+    // (tests/never_silent.rs has the rest of the range checks).
     let out = run(&s.db(), &["scan", "--min-confidence", "1.01", &clip_s]);
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
 }
 
 #[test]

@@ -47,6 +47,10 @@ pub enum AudioError {
     /// The file decoded to no samples at all.
     #[error("no audio decoded (empty or unreadable stream)")]
     Empty,
+    /// The stream holds more audio than the budget for one input (a decompression bomb, an
+    /// endless stream); decoding stopped there.
+    #[error("decodes to more than {0:.0} s of audio, the limit for one input")]
+    TooLong(f64),
 }
 
 /// Result alias of this module.
@@ -105,6 +109,45 @@ pub fn stream_mono(
     })
 }
 
+/// A source that fails with [`AudioError::TooLong`] once it has yielded more than `max_s`
+/// seconds: one bound on decoding work, whatever the container or codec.
+pub struct Limited<S> {
+    inner: S,
+    max_s: f64,
+    left: u64,
+}
+
+impl<S: AudioSource> Limited<S> {
+    /// Wraps `inner`, allowing it `max_s` seconds of audio (at its own rate).
+    pub fn new(inner: S, max_s: f64) -> Self {
+        // Float to integer casts saturate: an infinite budget is no bound.
+        let left = (max_s.max(0.0) * inner.sample_rate() as f64) as u64;
+        Limited { inner, max_s, left }
+    }
+}
+
+impl<S: AudioSource> AudioSource for Limited<S> {
+    fn sample_rate(&self) -> u32 {
+        self.inner.sample_rate()
+    }
+
+    fn next_block(&mut self) -> Result<Option<&[f32]>> {
+        let Limited { inner, max_s, left } = self;
+        match inner.next_block()? {
+            Some(block) if block.len() as u64 > *left => Err(AudioError::TooLong(*max_s)),
+            Some(block) => {
+                *left -= block.len() as u64;
+                Ok(Some(block))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn skipped_packets(&self) -> u64 {
+        self.inner.skipped_packets()
+    }
+}
+
 /// A source over samples already in memory (tests, benchmarks, generated audio).
 pub struct MemorySource {
     samples: Vec<f32>,
@@ -137,5 +180,20 @@ impl AudioSource for MemorySource {
         let end = (self.pos + self.block).min(self.samples.len());
         let start = std::mem::replace(&mut self.pos, end);
         Ok(Some(&self.samples[start..end]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_limited_source_stops_past_its_budget_and_passes_what_fits() {
+        let mut short = Limited::new(MemorySource::new(vec![0.1; 8000], 8000), 1.5);
+        let info = stream_mono(&mut short, 8000, |_| {}).unwrap();
+        assert!((info.duration_s - 1.0).abs() < 0.01, "{info:?}");
+        let mut long = Limited::new(MemorySource::new(vec![0.1; 8000 * 3], 8000), 1.5);
+        let got = stream_mono(&mut long, 8000, |_| {});
+        assert!(matches!(got, Err(AudioError::TooLong(_))), "{got:?}");
     }
 }

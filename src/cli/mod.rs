@@ -11,15 +11,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use nasheed::engine::{self, IndexEvent, IndexJob};
+use nasheed::engine::{self, Budget, IndexEvent, IndexJob, Input};
 use nasheed::fingerprint::{FingerprintParams, Prints, Side};
-use nasheed::index::{Metadata, SqliteStore, Store, TrackId};
+use nasheed::index::{IndexError, Metadata, SqliteStore, Store, TrackId};
 use nasheed::matching::MatchParams;
 use nasheed::pack;
 use nasheed::Scanner;
 
-use args::{Args, Command, Format};
-use output::{MatchRecord, ScanRecord, ScanWriter};
+use args::{Args, Command, Format, ScanArgs};
+use output::{escape_controls, MatchRecord, ScanRecord, ScanSummary, ScanWriter};
 
 /// How a command ended, mapped to the exit code by `main`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,12 +41,14 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             title,
             meta,
             meta_csv,
-        } => index(&args.db, &params, paths, title, meta, meta_csv),
-        Command::Scan {
-            paths,
-            format,
-            min_confidence,
-        } => scan(&args.db, &params, &paths, format, min_confidence),
+            max_duration,
+        } => {
+            let budget = Budget {
+                max_duration_s: max_duration,
+            };
+            index(&args.db, &params, paths, title, meta, meta_csv, &budget)
+        }
+        Command::Scan(scan_args) => scan(&args.db, &params, scan_args),
         Command::List { format } => list(&args.db, &params, format),
         Command::Stats { format } => stats(&args.db, &params, format),
         Command::Remove { ids } => remove(&args.db, &params, &ids),
@@ -62,7 +64,9 @@ fn index(
     title: Option<String>,
     meta: Vec<String>,
     meta_csv: Option<PathBuf>,
+    budget: &Budget,
 ) -> anyhow::Result<Outcome> {
+    refuse_pack(db)?;
     let mut common = Metadata::new();
     for kv in &meta {
         let Some((k, v)) = kv.split_once('=') else {
@@ -70,17 +74,27 @@ fn index(
         };
         common.insert(k.trim().to_string(), v.to_string());
     }
-    let rows = match &meta_csv {
-        Some(p) => read_meta_csv(p)?,
-        None => HashMap::new(),
+    let mut rows = match &meta_csv {
+        Some(p) => MetaRows::read(p)?,
+        None => MetaRows::default(),
     };
     let mut failures: Vec<String> = Vec::new();
     let mut files = Vec::new();
-    for item in engine::expand_inputs(&paths) {
+    let expanded = engine::expand_inputs(&paths);
+    report_walk(&expanded);
+    for item in expanded.inputs {
         match item {
-            Ok(p) => files.push(p),
+            Ok(Input::File(p)) => files.push(p),
+            // References are files: a FIFO or a device may never end, and stdin has no name.
+            Ok(other) => failures.push(format!(
+                "{}: not a regular file (index reads references from files)",
+                other.path().display()
+            )),
             Err(e) => failures.push(e.to_string()),
         }
+    }
+    if files.is_empty() && failures.is_empty() {
+        bail!("nothing to index: no files in {}", list_paths(&paths));
     }
     if title.is_some() && files.len() != 1 {
         bail!("--title needs exactly one file ({} given)", files.len());
@@ -90,7 +104,7 @@ fn index(
         .map(|path| {
             let mut meta = common.clone();
             let mut job_title = title.clone();
-            if let Some(row) = lookup_row(&rows, &path) {
+            if let Some(row) = rows.take(&path) {
                 for (k, v) in row {
                     if k == "title" {
                         job_title = Some(v.clone());
@@ -106,15 +120,29 @@ fn index(
             }
         })
         .collect();
-    let mut store = SqliteStore::open(db, &params.id())
-        .with_context(|| format!("opening index {}", db.display()))?;
+    if let Some(csv) = &meta_csv {
+        for (line, key) in rows.unused() {
+            eprintln!(
+                "warning: {}: row {line} ({}) names no file being indexed; its metadata was not used",
+                csv.display(),
+                escape_controls(key)
+            );
+        }
+    }
+    let mut store = SqliteStore::open(db, &params.id()).map_err(|e| match e {
+        IndexError::Db(_) => {
+            anyhow::Error::new(e).context(format!("opening index {}", db.display()))
+        }
+        // These name the file already.
+        other => other.into(),
+    })?;
     let bar = progress_bar(jobs.len() as u64);
     let started = Instant::now();
     let cpu0 = nasheed::eval::cpu_seconds();
-    let summary = engine::index_files(&mut store, jobs, params, &mut |ev| {
+    let summary = engine::index_files(&mut store, jobs, params, budget, &mut |ev| {
         match ev {
             IndexEvent::Failed { error, .. } => {
-                let line = error.to_string();
+                let line = escape_controls(&error.to_string()).into_owned();
                 match &bar {
                     Some(b) => b.println(format!("error: {line}")),
                     None => eprintln!("error: {line}"),
@@ -125,7 +153,7 @@ fn index(
                 if let Some(b) = &bar {
                     b.set_message(
                         path.file_name()
-                            .map(|n| n.to_string_lossy().into_owned())
+                            .map(|n| escape_controls(&n.to_string_lossy()).into_owned())
                             .unwrap_or_default(),
                     );
                 }
@@ -151,7 +179,7 @@ fn index(
         summary.audio_s / cpu.max(1e-9),
     );
     for f in &failures {
-        eprintln!("  failed: {f}");
+        eprintln!("  failed: {}", escape_controls(f));
     }
     if let Some(e) = &summary.compact_error {
         eprintln!("warning: the tracks are stored, but compacting the index failed: {e}");
@@ -163,48 +191,123 @@ fn index(
     })
 }
 
-/// Rows of a metadata CSV keyed by path; the header names the columns (`path` required).
-fn read_meta_csv(path: &Path) -> anyhow::Result<HashMap<String, Vec<(String, String)>>> {
-    let mut rdr =
-        csv::Reader::from_path(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let headers = rdr
-        .headers()
-        .with_context(|| format!("{}: no header", path.display()))?
-        .clone();
-    let Some(pcol) = headers.iter().position(|h| h == "path") else {
-        bail!("{}: the header has no `path` column", path.display())
-    };
-    let mut out = HashMap::new();
-    for (i, rec) in rdr.records().enumerate() {
-        let rec = rec.with_context(|| format!("{}: row {}", path.display(), i + 2))?;
-        let key = rec.get(pcol).unwrap_or_default().to_string();
-        let fields = headers
-            .iter()
-            .zip(rec.iter())
-            .filter(|(h, v)| *h != "path" && !v.is_empty())
-            .map(|(h, v)| (h.to_string(), v.to_string()))
-            .collect();
-        out.insert(key, fields);
-    }
-    Ok(out)
+/// Paths as one line for a message.
+fn list_paths(paths: &[PathBuf]) -> String {
+    let names: Vec<String> = paths
+        .iter()
+        .map(|p| escape_controls(&p.display().to_string()).into_owned())
+        .collect();
+    names.join(", ")
 }
 
-/// The CSV row for a file: by the path as given, then by canonical path, then by file name.
-fn lookup_row<'a>(
-    rows: &'a HashMap<String, Vec<(String, String)>>,
-    path: &Path,
-) -> Option<&'a Vec<(String, String)>> {
-    if rows.is_empty() {
-        return None;
+/// Tells, on stderr, what a folder walk passed over: nothing is left out without a word.
+fn report_walk(expanded: &engine::Expanded) {
+    for s in &expanded.skipped {
+        eprintln!("skipped: {}", escape_controls(&s.to_string()));
     }
-    rows.get(&path.display().to_string())
-        .or_else(|| {
-            let canon = path.canonicalize().ok()?;
-            rows.iter()
-                .find(|(k, _)| Path::new(k).canonicalize().ok().as_ref() == Some(&canon))
-                .map(|(_, v)| v)
-        })
-        .or_else(|| rows.get(path.file_name()?.to_str()?))
+    for d in &expanded.empty_folders {
+        eprintln!(
+            "warning: {}: no files in this folder",
+            escape_controls(&d.display().to_string())
+        );
+    }
+}
+
+/// Refuses a pack or a folder as the index of a command that writes.
+fn refuse_pack(db: &Path) -> anyhow::Result<()> {
+    if db.is_dir() {
+        bail!(
+            "--db {} is a folder: index, import and remove write to an index database file",
+            db.display()
+        );
+    }
+    if pack::is_pack_source(db) {
+        bail!(
+            "--db {} is a fingerprint pack, which is read-only: index into a database file, or `import` the pack into one",
+            db.display()
+        );
+    }
+    Ok(())
+}
+
+/// One row of a `--meta-csv` file.
+struct MetaRow {
+    /// Line number in the file.
+    line: usize,
+    /// The `path` cell.
+    key: String,
+    /// The other non-empty cells, as (column, value).
+    fields: Vec<(String, String)>,
+}
+
+/// The rows of a `--meta-csv` file, looked up by path in constant time, each marked once used.
+#[derive(Default)]
+struct MetaRows {
+    rows: Vec<MetaRow>,
+    /// Row by the path as written, and by its canonical form when it exists.
+    by_path: HashMap<PathBuf, usize>,
+    used: Vec<bool>,
+}
+
+impl MetaRows {
+    /// Reads the CSV; its header names the columns (`path` required).
+    fn read(path: &Path) -> anyhow::Result<Self> {
+        let mut rdr = csv::Reader::from_path(path)
+            .with_context(|| format!("{}: cannot read", path.display()))?;
+        let headers = rdr
+            .headers()
+            .with_context(|| format!("{}: no header", path.display()))?
+            .clone();
+        let Some(pcol) = headers.iter().position(|h| h == "path") else {
+            bail!("{}: the header has no `path` column", path.display())
+        };
+        let mut out = MetaRows::default();
+        for (i, rec) in rdr.records().enumerate() {
+            let rec = rec.with_context(|| format!("{}: row {}", path.display(), i + 2))?;
+            let key = rec.get(pcol).unwrap_or_default().to_string();
+            let fields = headers
+                .iter()
+                .zip(rec.iter())
+                .filter(|(h, v)| *h != "path" && !v.is_empty())
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect();
+            let n = out.rows.len();
+            out.by_path.insert(PathBuf::from(&key), n);
+            if let Ok(canon) = Path::new(&key).canonicalize() {
+                out.by_path.entry(canon).or_insert(n);
+            }
+            out.rows.push(MetaRow {
+                line: i + 2,
+                key,
+                fields,
+            });
+        }
+        out.used = vec![false; out.rows.len()];
+        Ok(out)
+    }
+
+    /// The row for a file: by the path as given, then by canonical path, then by file name.
+    fn take(&mut self, path: &Path) -> Option<&Vec<(String, String)>> {
+        if self.rows.is_empty() {
+            return None;
+        }
+        let i = *self
+            .by_path
+            .get(path)
+            .or_else(|| self.by_path.get(&path.canonicalize().ok()?))
+            .or_else(|| self.by_path.get(Path::new(path.file_name()?)))?;
+        self.used[i] = true;
+        Some(&self.rows[i].fields)
+    }
+
+    /// (line, path cell) of the rows no file took.
+    fn unused(&self) -> impl Iterator<Item = (usize, &str)> {
+        self.rows
+            .iter()
+            .zip(&self.used)
+            .filter(|(_, used)| !**used)
+            .map(|(row, _)| (row.line, row.key.as_str()))
+    }
 }
 
 fn progress_bar(n: u64) -> Option<indicatif::ProgressBar> {
@@ -220,36 +323,72 @@ fn progress_bar(n: u64) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
-fn scan(
-    db: &Path,
-    params: &FingerprintParams,
-    paths: &[PathBuf],
-    format: Format,
-    min_confidence: Option<f64>,
-) -> anyhow::Result<Outcome> {
+fn scan(db: &Path, params: &FingerprintParams, a: ScanArgs) -> anyhow::Result<Outcome> {
+    let started = Instant::now();
     let mut mp = MatchParams::default();
-    if let Some(c) = min_confidence {
+    if let Some(c) = a.min_confidence {
         mp.min_confidence = c;
     }
+    let budget = Budget {
+        max_duration_s: a.max_duration,
+    };
+    let format = a.format;
     // Opened before stdin is read, so a bad index is reported at once.
     let mut stores = vec![open_for_reading(db, params)?];
-    if paths.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
+    if !a.allow_empty && stores[0].stats()?.tracks == 0 {
+        bail!("{}", empty_index_message(db));
+    }
+    if a.paths.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
         bail!("stdin (-) can be scanned only once per run");
     }
-    let mut spool = Spool(None);
+    // Created before the scan, so a summary that cannot be written stops it before it starts.
+    let mut summary_file = match &a.summary_json {
+        Some(p) => Some(
+            std::fs::File::create(p).with_context(|| format!("{}: cannot write", p.display()))?,
+        ),
+        None => None,
+    };
+    let expanded = engine::expand_inputs(&a.paths);
+    report_walk(&expanded);
+    let mut summary = ScanSummary {
+        skipped: expanded.skipped.len(),
+        ..ScanSummary::default()
+    };
+    let mut spools = Spools::default();
     let mut inputs: Vec<(String, Result<PathBuf, String>)> = Vec::new();
-    for p in paths {
-        if p.as_os_str() == "-" {
-            let tmp = spool_stdin(&mut spool).context("reading stdin")?;
-            inputs.push(("-".into(), Ok(tmp)));
-            continue;
-        }
-        for item in engine::expand_inputs(std::slice::from_ref(p)) {
-            match item {
-                Ok(f) => inputs.push((f.display().to_string(), Ok(f))),
-                Err(e) => inputs.push((p.display().to_string(), Err(e.to_string()))),
+    for item in expanded.inputs {
+        inputs.push(match item {
+            Ok(Input::File(f)) => (f.display().to_string(), Ok(f)),
+            Ok(Input::Stdin) => {
+                let read = spools.spool(&mut std::io::stdin().lock(), "-", a.max_stream_bytes);
+                ("-".to_string(), read)
             }
-        }
+            Ok(Input::Stream(f)) => {
+                let name = f.display().to_string();
+                let read = std::fs::File::open(&f)
+                    .map_err(|e| format!("{name}: cannot read: {e}"))
+                    .and_then(|mut r| spools.spool(&mut r, &name, a.max_stream_bytes));
+                (name, read)
+            }
+            Err(e) => {
+                let name = match &e {
+                    engine::Error::Io { path, .. } | engine::Error::Audio { path, .. } => {
+                        path.clone()
+                    }
+                    _ => String::new(),
+                };
+                (name, Err(e.to_string()))
+            }
+        });
+    }
+    if inputs.is_empty() {
+        summary.finish(started.elapsed().as_secs_f64());
+        eprintln!("{}", summary.line());
+        write_summary(summary_file.as_mut(), &summary)?;
+        bail!(
+            "nothing to scan: no files in {} (a scan that read nothing reports nothing clean)",
+            list_paths(&a.paths)
+        );
     }
     // One matcher per core, each with its own index connection (SQLite readers run side by
     // side). Packs are loaded into memory, once: they get a single matcher.
@@ -264,12 +403,11 @@ fn scan(
     let order = InOrder::new(SCAN_LOOKAHEAD);
     let stdout = std::io::stdout().lock();
     let mut writer = ScanWriter::new(std::io::BufWriter::new(stdout), format);
-    let (mut matched, mut unreadable) = (false, false);
     let (tx, rx) = std::sync::mpsc::channel::<(usize, anyhow::Result<ScanRecord>)>();
     std::thread::scope(|scope| -> anyhow::Result<()> {
         for store in stores {
-            let (tx, inputs, next, stop, order, mp) =
-                (tx.clone(), &inputs, &next, &stop, &order, &mp);
+            let (tx, inputs, next, stop, order, mp, budget) =
+                (tx.clone(), &inputs, &next, &stop, &order, &mp, &budget);
             scope.spawn(move || {
                 let scanner = Scanner::new(&store, params, mp);
                 loop {
@@ -282,7 +420,7 @@ fn scan(
                     if !order.wait_turn(i, stop) {
                         break;
                     }
-                    let record = scan_one(&scanner, name, input.clone(), params, stop);
+                    let record = scan_one(&scanner, name, input.clone(), params, budget, stop);
                     if tx.send((i, record)).is_err() {
                         break;
                     }
@@ -294,12 +432,11 @@ fn scan(
             for (i, record) in rx.iter() {
                 for record in order.arrived(i, record) {
                     let record = record?;
-                    matched |= !record.matches.is_empty();
-                    unreadable |= record.error.is_some();
+                    summary.add(&record);
                     // In machine formats errors also go to stderr, so a pipeline reading stdout
                     // still sees them.
                     if let (Some(e), true) = (&record.error, format != Format::Text) {
-                        eprintln!("error: {e}");
+                        eprintln!("error: {}", escape_controls(e));
                     }
                     if let Err(e) = writer.write(&record) {
                         if e.kind() == std::io::ErrorKind::BrokenPipe {
@@ -321,13 +458,44 @@ fn scan(
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
         _ => {}
     }
-    Ok(if matched {
+    summary.finish(started.elapsed().as_secs_f64());
+    eprintln!("{}", summary.line());
+    write_summary(summary_file.as_mut(), &summary)?;
+    Ok(if a.fail_on_error && summary.unreadable > 0 {
+        Outcome::Failed
+    } else if summary.matched > 0 {
         Outcome::Matched
-    } else if unreadable {
+    } else if summary.unreadable > 0 {
         Outcome::Failed
     } else {
         Outcome::Success
     })
+}
+
+/// Why a scan against an index without references is refused, and what to do.
+fn empty_index_message(db: &Path) -> String {
+    let what = if db.is_dir() {
+        format!(
+            "--db {} is a folder with no fingerprint pack (*.{}) in it",
+            db.display(),
+            pack::EXTENSION
+        )
+    } else {
+        format!("the index {} holds no references", db.display())
+    };
+    format!(
+        "{what}: scanning against it would report every upload clean; fill it with `nasheed index` or `nasheed import`, or pass --allow-empty to scan anyway"
+    )
+}
+
+/// Writes the summary object to the `--summary-json` file, if one was asked for.
+fn write_summary(file: Option<&mut std::fs::File>, summary: &ScanSummary) -> anyhow::Result<()> {
+    if let Some(f) = file {
+        serde_json::to_writer(&mut *f, summary)?;
+        writeln!(f)?;
+        f.flush()?;
+    }
+    Ok(())
 }
 
 /// Inputs a matcher may run ahead of the first one not yet printed.
@@ -398,11 +566,12 @@ fn scan_one(
     name: &str,
     input: Result<PathBuf, String>,
     params: &FingerprintParams,
+    budget: &Budget,
     stop: &AtomicBool,
 ) -> anyhow::Result<ScanRecord> {
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Piece>(4);
-        scope.spawn(move || produce(input, name, params, tx));
+        scope.spawn(move || produce(input, name, params, budget, tx));
         let mut stream = scanner.stream();
         let mut end = Err("decoder stopped".to_string());
         for piece in rx {
@@ -449,12 +618,13 @@ fn produce(
     input: Result<PathBuf, String>,
     name: &str,
     params: &FingerprintParams,
+    budget: &Budget,
     tx: std::sync::mpsc::SyncSender<Piece>,
 ) {
     let end = match input {
         Ok(path) => {
             let mut open = true;
-            engine::stream_file(&path, params, Side::Query, &mut |prints, done| {
+            engine::stream_file(&path, params, Side::Query, budget, &mut |prints, done| {
                 open = open && tx.send(Piece::Prints(prints, done)).is_ok();
             })
             .map(|fp| (fp.frames, fp.duration_s))
@@ -470,33 +640,58 @@ fn rename(msg: &str, path: &Path, name: &str) -> String {
     msg.replace(&path.display().to_string(), name)
 }
 
-/// A spooled stdin file, removed when the scan ends, also on an error or a broken pipe (not when
-/// the process is killed).
-struct Spool(Option<PathBuf>);
+/// Spooled copies of stdin and of named streams (FIFOs, devices), removed when the scan ends,
+/// also on an error or a broken pipe (not when the process is killed). The decoder needs a file
+/// it can seek in, and a stream can be read only once.
+#[derive(Default)]
+struct Spools(Vec<PathBuf>);
 
-impl Drop for Spool {
+impl Drop for Spools {
     fn drop(&mut self) {
-        if let Some(path) = &self.0 {
+        for path in &self.0 {
             let _ = std::fs::remove_file(path);
         }
     }
 }
 
-fn spool_stdin(spool: &mut Spool) -> anyhow::Result<PathBuf> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let name = format!("nasheed-stdin-{}-{nanos}", std::process::id());
-    let path = std::env::temp_dir().join(name);
-    // A new file only: never follow a link or reuse a file someone left there.
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)?;
-    spool.0 = Some(path.clone());
-    std::io::copy(&mut std::io::stdin().lock(), &mut f)?;
-    f.flush()?;
-    Ok(path)
+impl Spools {
+    /// Copies at most `cap` bytes of `from` into a new temp file only this user can read
+    /// (uploads are sensitive); a longer input, or one that cannot be read, is an error naming it.
+    fn spool(
+        &mut self,
+        from: &mut dyn std::io::Read,
+        name: &str,
+        cap: u64,
+    ) -> Result<PathBuf, String> {
+        use std::io::Read;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let file = format!(
+            "nasheed-stdin-{}-{nanos}-{}",
+            std::process::id(),
+            self.0.len()
+        );
+        let path = std::env::temp_dir().join(file);
+        let mut options = std::fs::OpenOptions::new();
+        // A new file only: never follow a link or reuse a file someone left there.
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut f = options
+            .open(&path)
+            .map_err(|e| format!("{name}: cannot spool to {}: {e}", path.display()))?;
+        self.0.push(path.clone());
+        let copied = std::io::copy(&mut from.take(cap.saturating_add(1)), &mut f)
+            .and_then(|n| f.flush().map(|_| n))
+            .map_err(|e| format!("{name}: cannot read: {e}"))?;
+        if copied > cap {
+            return Err(format!(
+                "{name}: longer than {cap} bytes, the limit for a stream (--max-stream-bytes)"
+            ));
+        }
+        Ok(path)
+    }
 }
 
 fn list(db: &Path, params: &FingerprintParams, format: Format) -> anyhow::Result<Outcome> {
@@ -514,10 +709,10 @@ fn list(db: &Path, params: &FingerprintParams, format: Format) -> anyhow::Result
                 out,
                 "{}\t{}\t{:.1}s\t{}\t{}",
                 t.id.0,
-                t.title,
+                escape_controls(&t.title),
                 t.duration_s,
-                t.path,
-                meta.join(" ")
+                escape_controls(&t.path),
+                escape_controls(&meta.join(" "))
             )
         })
     };
@@ -548,6 +743,7 @@ fn stats(db: &Path, params: &FingerprintParams, format: Format) -> anyhow::Resul
 }
 
 fn remove(db: &Path, params: &FingerprintParams, ids: &[i64]) -> anyhow::Result<Outcome> {
+    refuse_pack(db)?;
     let mut store = SqliteStore::open_existing(db, &params.id())?;
     let mut missing = 0;
     for &id in ids {
@@ -571,7 +767,7 @@ fn open_for_reading(db: &Path, params: &FingerprintParams) -> anyhow::Result<Sql
         return pack::load(db, &params.id())
             .with_context(|| format!("loading packs from {}", db.display()));
     }
-    Ok(SqliteStore::open_existing(db, &params.id())?)
+    Ok(SqliteStore::open_read_only(db, &params.id())?)
 }
 
 fn export(
@@ -581,8 +777,31 @@ fn export(
     ids: &[i64],
     filter: Option<String>,
 ) -> anyhow::Result<Outcome> {
+    if let Some(out) = &out {
+        if same_file(out, db) {
+            bail!(
+                "--out {} is the index being exported: writing the pack there would destroy it",
+                out.display()
+            );
+        }
+    }
     let store = open_for_reading(db, params)?;
     let mut chosen: Vec<TrackId> = ids.iter().map(|&i| TrackId(i)).collect();
+    // A pack short of a track asked for would pass for a complete one.
+    let missing: Vec<String> = chosen
+        .iter()
+        .filter_map(|&id| match store.track(id) {
+            Ok(Some(_)) => None,
+            _ => Some(id.0.to_string()),
+        })
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "no track with id {} in {} (see `nasheed list`): nothing exported",
+            missing.join(", "),
+            db.display()
+        );
+    }
     if let Some(f) = filter {
         let Some((k, v)) = f.split_once('=') else {
             bail!("--where {f}: expected KEY=VALUE")
@@ -611,6 +830,7 @@ fn export(
 }
 
 fn import(db: &Path, params: &FingerprintParams, packs: &[PathBuf]) -> anyhow::Result<Outcome> {
+    refuse_pack(db)?;
     let mut store = SqliteStore::open(db, &params.id())?;
     let mut failed = false;
     for p in packs {
@@ -643,6 +863,21 @@ fn import(db: &Path, params: &FingerprintParams, packs: &[PathBuf]) -> anyhow::R
     } else {
         Outcome::Success
     })
+}
+
+/// Whether two paths name one file (by device and inode; the second must exist).
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        #[cfg(unix)]
+        (Ok(x), Ok(y)) => {
+            use std::os::unix::fs::MetadataExt;
+            (x.dev(), x.ino()) == (y.dev(), y.ino())
+        }
+        _ => a
+            .canonicalize()
+            .ok()
+            .is_some_and(|c| b.canonicalize().ok() == Some(c)),
+    }
 }
 
 /// A closed pipe (`| head`) is not a failure.

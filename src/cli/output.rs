@@ -115,17 +115,19 @@ impl<W: Write> ScanWriter<W> {
                 }
             }
             Format::Text => {
+                // Titles and file names come from uploaders: a crafted one must not move the
+                // cursor or forge a result line.
+                let path = escape_controls(&r.path);
                 if let Some(e) = &r.error {
-                    writeln!(self.out, "{}: error: {e}", r.path)?;
+                    writeln!(self.out, "{path}: error: {}", escape_controls(e))?;
                 } else if r.matches.is_empty() {
-                    writeln!(self.out, "{}: no match", r.path)?;
+                    writeln!(self.out, "{path}: no match")?;
                 }
                 for m in &r.matches {
                     writeln!(
                         self.out,
-                        "{}: {} [{}] upload {}–{} = reference {}–{} speed {:.3} score {} confidence {:.4}",
-                        r.path,
-                        m.title,
+                        "{path}: {} [{}] upload {}–{} = reference {}–{} speed {:.3} score {} confidence {:.4}",
+                        escape_controls(&m.title),
                         m.ref_id,
                         clock(m.query_start_s),
                         clock(m.query_end_s),
@@ -149,6 +151,84 @@ impl<W: Write> ScanWriter<W> {
         }
         self.out.flush()
     }
+}
+
+/// What a scan did, printed on stderr after every scan (and written as JSON with
+/// `--summary-json`): `inputs` = `matched` + `clean` + `unreadable`; `skipped` counts folder
+/// entries passed over (not regular files, link loops, a file seen under another name).
+#[derive(Debug, Default, Serialize)]
+pub struct ScanSummary {
+    /// Inputs scanned (one record each).
+    pub inputs: usize,
+    /// Inputs with at least one match.
+    pub matched: usize,
+    /// Inputs read to the end without a match.
+    pub clean: usize,
+    /// Inputs that could not be read (their records carry the error).
+    pub unreadable: usize,
+    /// Folder entries passed over.
+    pub skipped: usize,
+    /// Audio decoded, seconds.
+    pub audio_s: f64,
+    /// Wall time of the scan, seconds.
+    pub wall_s: f64,
+    /// Audio seconds per wall second.
+    pub x_real_time: f64,
+}
+
+impl ScanSummary {
+    /// Counts one input's record.
+    pub fn add(&mut self, r: &ScanRecord) {
+        self.inputs += 1;
+        if r.error.is_some() {
+            self.unreadable += 1;
+        } else if r.matches.is_empty() {
+            self.clean += 1;
+        } else {
+            self.matched += 1;
+        }
+        self.audio_s += r.duration_s;
+    }
+
+    /// Sets the wall time and the speed.
+    pub fn finish(&mut self, wall_s: f64) {
+        self.audio_s = ms(self.audio_s);
+        self.wall_s = ms(wall_s);
+        self.x_real_time = (self.audio_s / wall_s.max(1e-9)).round();
+    }
+
+    /// The line printed on stderr.
+    pub fn line(&self) -> String {
+        format!(
+            "summary: inputs {} (matched {}, clean {}, unreadable {}), skipped {}; audio {:.1} s in {:.1} s wall ({:.0}× real time)",
+            self.inputs,
+            self.matched,
+            self.clean,
+            self.unreadable,
+            self.skipped,
+            self.audio_s,
+            self.wall_s,
+            self.x_real_time
+        )
+    }
+}
+
+/// Writes control characters (C0, DEL, C1) as `\x1b`-style escapes, so one record stays one
+/// line and a name cannot drive the terminal.
+pub fn escape_controls(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return s.into();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        // Control characters (Unicode category Cc) all lie below U+0100.
+        if c.is_control() {
+            out.push_str(&format!("\\x{:02x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
 }
 
 /// `m:ss.mmm`.
@@ -176,5 +256,10 @@ mod tests {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"x\""), "\"say \"\"x\"\"\"");
         assert_eq!(clock(75.5), "1:15.500");
+        assert_eq!(
+            escape_controls("a\x1b[2Jb\nc\u{9b}"),
+            "a\\x1b[2Jb\\x0ac\\x9b"
+        );
+        assert_eq!(escape_controls("plain – ü"), "plain – ü");
     }
 }

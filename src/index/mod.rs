@@ -102,9 +102,21 @@ pub enum IndexError {
         /// Highest version this build knows.
         supported: i64,
     },
+    /// The file is not a nasheed index (another program's database, or not a database at
+    /// all); it was left as it was.
+    #[error("{}: not a nasheed index ({what}); left unchanged", path.display())]
+    NotAnIndex {
+        /// The file.
+        path: PathBuf,
+        /// What it looks like instead.
+        what: String,
+    },
     /// No index exists where one was expected.
     #[error("no index at {0} (build one with `nasheed index`)")]
     Missing(PathBuf),
+    /// A track with the same content (SHA-256) is already stored: nothing was added.
+    #[error("already indexed as track {}", .0 .0)]
+    AlreadyIndexed(TrackId),
     /// Stored metadata or peaks of a track do not decode.
     #[error("corrupt stored data of track {0}")]
     CorruptTrack(i64),
@@ -118,6 +130,8 @@ pub trait Store {
     /// The fingerprint-parameter id this store holds.
     fn params_id(&self) -> &str;
     /// Adds a track, its landmarks and peaks atomically: afterwards all of it is visible or none.
+    /// Fails with [`IndexError::AlreadyIndexed`] if its SHA-256 is present (checked in the same
+    /// write transaction).
     fn add_track(&mut self, track: &NewTrack, prints: &Prints) -> Result<TrackId>;
     /// Adds several tracks in one transaction (all or nothing), skipping those whose SHA-256 is
     /// already present. Returns (added, skipped).

@@ -52,6 +52,93 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE peaks (track INTEGER PRIMARY KEY, data BLOB NOT NULL);",
 ];
 
+/// `PRAGMA application_id` of every index ("NSHD"): tells a nasheed index from another
+/// program's SQLite file before anything is written. Indexes made before it was stamped are
+/// recognised by their tables, and stamped when next opened for writing.
+const APPLICATION_ID: i32 = 0x4E53_4844;
+
+/// How a store is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Read only: nothing is written, not even the journal mode.
+    Read,
+    /// An existing index, written.
+    Write,
+    /// Written, created when missing or empty.
+    Create,
+}
+
+/// Whose a database file is.
+enum FileKind {
+    /// No tables, no version: a new file (or a 0-byte one).
+    Empty,
+    /// A nasheed index.
+    Nasheed,
+    /// Another program's database: what it looks like.
+    Foreign(String),
+}
+
+/// Looks at a database without writing to it.
+fn identify(conn: &Connection) -> Result<FileKind> {
+    // One read transaction: the three reads see one state even while another process sets
+    // the file up.
+    let tx = conn.unchecked_transaction()?;
+    let app: i32 = tx.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let tables: HashSet<String> = {
+        let mut st = tx.prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?;
+        let names = st.query_map([], |r| r.get(0))?;
+        names.collect::<rusqlite::Result<_>>()?
+    };
+    tx.finish()?;
+    Ok(if app == APPLICATION_ID {
+        FileKind::Nasheed
+    } else if app != 0 {
+        FileKind::Foreign(format!(
+            "another program's SQLite database, application id {app:#x}"
+        ))
+    } else if tables.is_empty() && version == 0 {
+        FileKind::Empty
+    } else if version >= 1
+        && [META, TRACKS, HASHES, PEAKS]
+            .iter()
+            .all(|t| tables.contains(*t))
+    {
+        FileKind::Nasheed
+    } else {
+        let mut names: Vec<&str> = tables.iter().map(String::as_str).collect();
+        names.sort_unstable();
+        FileKind::Foreign(format!(
+            "another program's SQLite database, with tables {}",
+            names.join(", ")
+        ))
+    })
+}
+
+/// Brings the schema up to date in one write transaction taken at once (`BEGIN IMMEDIATE`), the
+/// version read inside it: of two processes setting up one new file, the second finds the work
+/// done instead of failing on "table already exists".
+fn migrate(conn: &mut Connection, params_id: &str) -> Result<()> {
+    let app: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if app == APPLICATION_ID && version == MIGRATIONS.len() as i64 {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.execute_batch(m)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+    }
+    tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+    tx.execute(
+        &format!("INSERT OR IGNORE INTO {META} (key, value) VALUES ('params_id', ?1)"),
+        [params_id],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
     conn: Connection,
@@ -60,14 +147,17 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens the index at `path`, creating it if missing. `params_id` is this build's
-    /// fingerprint-parameter id: a new index records it, an existing one must match it.
+    /// Opens the index at `path` for writing, creating it if missing (an empty file is taken as
+    /// a new index). `params_id` is this build's fingerprint-parameter id: a new index records
+    /// it, an existing one must match it. Another program's SQLite file is refused before
+    /// anything is written to it.
     pub fn open(path: &Path, params_id: &str) -> Result<Self> {
         let conn = Connection::open(path)?;
-        Self::init(conn, path, params_id, true)
+        Self::init(conn, path, params_id, Access::Create)
     }
 
-    /// Opens an existing index for reading; fails with [`IndexError::Missing`] if there is none.
+    /// Opens an existing index for writing (`remove`); fails with [`IndexError::Missing`] if
+    /// there is none, and refuses a file that is not a nasheed index.
     pub fn open_existing(path: &Path, params_id: &str) -> Result<Self> {
         if !path.is_file() {
             return Err(IndexError::Missing(path.to_path_buf()));
@@ -76,7 +166,20 @@ impl SqliteStore {
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        Self::init(conn, path, params_id, false)
+        Self::init(conn, path, params_id, Access::Write)
+    }
+
+    /// Opens an existing index for reading only: the file is never created, converted or
+    /// written (a foreign SQLite file stays as it was, in its own journal mode).
+    pub fn open_read_only(path: &Path, params_id: &str) -> Result<Self> {
+        if !path.is_file() {
+            return Err(IndexError::Missing(path.to_path_buf()));
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        Self::init(conn, path, params_id, Access::Read)
     }
 
     /// An index in memory (tests, packs loaded for one scan).
@@ -85,19 +188,38 @@ impl SqliteStore {
             Connection::open_in_memory()?,
             Path::new(":memory:"),
             params_id,
-            true,
+            Access::Create,
         )
     }
 
-    fn init(mut conn: Connection, path: &Path, params_id: &str, create: bool) -> Result<Self> {
+    fn init(mut conn: Connection, path: &Path, params_id: &str, access: Access) -> Result<Self> {
         conn.busy_timeout(Duration::from_secs(60))?;
-        // journal_mode returns a row; WAL is not available for in-memory databases (returns "memory").
-        let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-        conn.execute_batch(
-            "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;",
-        )?;
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        // Who the file belongs to is settled first: nothing below may touch another program's.
+        let kind = identify(&conn).map_err(|e| match e {
+            IndexError::Db(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::NotADatabase =>
+            {
+                IndexError::NotAnIndex {
+                    path: path.to_path_buf(),
+                    what: "not an SQLite database".into(),
+                }
+            }
+            other => other,
+        })?;
+        match kind {
+            FileKind::Foreign(what) => {
+                return Err(IndexError::NotAnIndex {
+                    path: path.to_path_buf(),
+                    what,
+                })
+            }
+            FileKind::Empty if access != Access::Create => {
+                return Err(IndexError::Missing(path.to_path_buf()))
+            }
+            FileKind::Empty | FileKind::Nasheed => {}
+        }
         let supported = MIGRATIONS.len() as i64;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version > supported {
             return Err(IndexError::NewerSchema {
                 path: path.to_path_buf(),
@@ -105,21 +227,15 @@ impl SqliteStore {
                 supported,
             });
         }
-        if version == 0 && !create {
-            return Err(IndexError::Missing(path.to_path_buf()));
+        if access != Access::Read {
+            // The schema first, then WAL: a new file switched to WAL before it has a first page
+            // can be seen by a second process as empty and set up again.
+            migrate(&mut conn, params_id)?;
+            // journal_mode returns a row; WAL is not available for in-memory databases ("memory").
+            let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+            conn.execute_batch("PRAGMA synchronous=NORMAL;")?;
         }
-        if version < supported {
-            let tx = conn.transaction()?;
-            for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-                tx.execute_batch(m)?;
-                tx.pragma_update(None, "user_version", i as i64 + 1)?;
-            }
-            tx.execute(
-                &format!("INSERT OR IGNORE INTO {META} (key, value) VALUES ('params_id', ?1)"),
-                [params_id],
-            )?;
-            tx.commit()?;
-        }
+        conn.execute_batch("PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;")?;
         let stored: Option<String> = conn
             .query_row(
                 &format!("SELECT value FROM {META} WHERE key = 'params_id'"),
@@ -137,10 +253,10 @@ impl SqliteStore {
                 })
             }
             None => {
-                conn.execute(
-                    &format!("INSERT INTO {META} (key, value) VALUES ('params_id', ?1)"),
-                    [params_id],
-                )?;
+                return Err(IndexError::NotAnIndex {
+                    path: path.to_path_buf(),
+                    what: "no fingerprint-parameter id recorded".into(),
+                })
             }
         }
         Ok(SqliteStore {
@@ -207,6 +323,12 @@ fn insert_track(
     Ok(TrackId(id))
 }
 
+/// The id of the track with this content hash, read inside `tx`.
+fn sha_in(tx: &rusqlite::Transaction<'_>, sha256: &str) -> Result<Option<i64>> {
+    let mut st = tx.prepare_cached(&format!("SELECT id FROM {TRACKS} WHERE sha256 = ?1"))?;
+    Ok(st.query_row([sha256], |r| r.get(0)).optional()?)
+}
+
 const TRACK_COLUMNS: &str = "id, path, sha256, title, meta, duration_s, n_hashes, indexed_at";
 
 impl Store for SqliteStore {
@@ -215,24 +337,27 @@ impl Store for SqliteStore {
     }
 
     fn add_track(&mut self, track: &NewTrack, prints: &Prints) -> Result<TrackId> {
-        let tx = self.conn.transaction()?;
+        // The write lock is taken first, so the check and the insert see the same index even
+        // when another process adds the same file at the same time.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if let Some(id) = sha_in(&tx, &track.sha256)? {
+            return Err(IndexError::AlreadyIndexed(TrackId(id)));
+        }
         let id = insert_track(&tx, track, prints)?;
         tx.commit()?;
         Ok(id)
     }
 
     fn add_tracks(&mut self, tracks: &[(NewTrack, Prints)]) -> Result<(usize, usize)> {
-        let tx = self.conn.transaction()?;
+        // Write lock first: a read transaction upgraded later fails if another writer got in.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let (mut added, mut skipped) = (0, 0);
         for (track, prints) in tracks {
-            let known: Option<i64> = tx
-                .query_row(
-                    &format!("SELECT id FROM {TRACKS} WHERE sha256 = ?1"),
-                    [&track.sha256],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if known.is_some() {
+            if sha_in(&tx, &track.sha256)?.is_some() {
                 skipped += 1;
             } else {
                 insert_track(&tx, track, prints)?;
