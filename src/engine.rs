@@ -296,8 +296,8 @@ impl<'a> Scanner<'a> {
             let q1 = ((m.query_frames.1 as f64 * frame_s)
                 + self.params.fft_size as f64 / self.params.sample_rate as f64)
                 .min(duration_s.max(q0));
-            let speed = m.warp.time;
-            let r0 = ((m.query_frames.0 as f64 * speed).round() as i64 + m.offset) as f64 * frame_s;
+            let speed = m.line.time;
+            let r0 = m.line.at(m.query_frames.0 as f64) * frame_s;
             out.push(Found {
                 ref_id: m.track,
                 title,

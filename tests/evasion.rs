@@ -82,3 +82,54 @@ fn pitch_only_shifts_are_found_with_their_shift() {
         );
     }
 }
+
+/// Short-video edits past the old ±12 % / ±200 c grid: "sped up" / nightcore, "slowed", large
+/// pitch shifts, large tempo changes. Each is found with its factor within 1 % / 20 cents.
+#[test]
+fn short_video_edits_far_from_the_original_are_found_with_their_factors() {
+    let (s, clip) = setup("evasion-wide");
+    for speed in [1.25, 0.8] {
+        let edited = resample(&clip, (RATE as f64 * speed) as u32, RATE);
+        let m = check(&s, &format!("wide-speed{speed}.wav"), &edited, speed);
+        assert!(
+            (m.speed / speed - 1.0).abs() <= 0.01,
+            "speed {}: reported {}",
+            speed,
+            m.speed
+        );
+        assert_eq!(
+            m.pitch_cents, None,
+            "speed {speed}: pitch and tempo together"
+        );
+    }
+    for tempo in [1.25, 0.8] {
+        let m = check(
+            &s,
+            &format!("wide-tempo{tempo}.wav"),
+            &stretch(&clip, tempo),
+            tempo,
+        );
+        assert!(
+            (m.speed / tempo - 1.0).abs() <= 0.02,
+            "tempo {tempo}: reported speed {}",
+            m.speed
+        );
+        let cents = m
+            .pitch_cents
+            .expect("tempo alone changed: pitch_cents is reported");
+        assert!(
+            cents.abs() <= 20.0,
+            "tempo {tempo}: pitch moved {cents} cents"
+        );
+    }
+    for cents in [300.0f64, -300.0] {
+        let p = 2f64.powf(cents / 1200.0);
+        let edited = resample(&stretch(&clip, 1.0 / p), (RATE as f64 * p) as u32, RATE);
+        let m = check(&s, &format!("wide-pitch{cents}.wav"), &edited, 1.0);
+        let got = m.pitch_cents.expect("pitch_cents is reported");
+        assert!(
+            (got - cents).abs() <= 20.0,
+            "pitch {got} cents, want {cents}"
+        );
+    }
+}

@@ -69,27 +69,32 @@ impl Default for MatchParams {
     }
 }
 
-/// The edits tried by default: speed changes (pitch and tempo together) of ±12 %, pitch shifts
-/// of ±200 cents and tempo changes of ±12 %, each on a grid fine enough that the hashes of the
-/// nearest step still agree (steps measured on the evaluation corpus; see docs/EVASION.md).
+/// The edits tried by default, on three lines of the (time, frequency) plane: speed changes
+/// (pitch and tempo together) from 0.77× to 1.33× in 1 % steps, pitch shifts of ±330 cents in
+/// 15-cent steps, tempo changes from 0.73× to 1.27× in 3 % steps. Short-video edits reach that far
+/// ("sped up" / nightcore 1.2–1.3×, "slowed + reverb" 0.8–0.85×); the steps are what one warp's
+/// hashes tolerate (about ±0.5 % in frequency, ±1.5 % in time; docs/EVASION.md). Speeds step
+/// linearly so that the round factors editing apps offer (0.8×, 1.25×) lie on the grid.
 pub fn default_warps() -> Vec<Warp> {
     let mut warps = vec![Warp::IDENTITY];
-    let steps = |lo: f64, hi: f64, step: f64| {
-        let n = ((hi - lo) / step).round() as i64;
-        (0..=n)
-            .map(move |i| lo + i as f64 * step)
-            .filter(|x| (x - 1.0).abs() > 1e-9)
+    let around_one = |n: i32, step: f64| {
+        (-n..=n)
+            .filter(|&k| k != 0)
+            .map(move |k| 1.0 + k as f64 * step)
     };
-    for s in steps(0.88, 1.12, 0.01) {
+    for s in (-23..=33)
+        .filter(|&k| k != 0)
+        .map(|k| 1.0 + k as f64 * 0.01)
+    {
         warps.push(Warp { time: s, freq: s });
     }
-    for cents in steps(-200.0 / 1200.0 + 1.0, 200.0 / 1200.0 + 1.0, 15.0 / 1200.0) {
+    for k in (-22..=22).filter(|&k| k != 0) {
         warps.push(Warp {
             time: 1.0,
-            freq: 2f64.powf(cents - 1.0),
+            freq: 2f64.powf(k as f64 * 15.0 / 1200.0),
         });
     }
-    for t in steps(0.88, 1.12, 0.03) {
+    for t in around_one(9, 0.03) {
         warps.push(Warp { time: t, freq: 1.0 });
     }
     warps
@@ -117,7 +122,75 @@ pub struct Match {
     pub verification: Option<Verification>,
     /// Probability that this is not a chance alignment (see [`verify`]).
     pub confidence: f64,
+    /// The alignment fitted to the hits, finer than the warp grid's steps: what is reported.
+    pub line: Line,
 }
+
+/// A straight alignment of query onto reference, in frames:
+/// `reference frame = intercept + time × query frame`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Line {
+    /// Reference frames per query frame.
+    pub time: f64,
+    /// Reference frame at query frame 0.
+    pub intercept: f64,
+}
+
+impl Line {
+    /// The reference frame a query frame aligns with.
+    pub fn at(&self, query_frame: f64) -> f64 {
+        self.intercept + self.time * query_frame
+    }
+}
+
+/// The line through a segment's hits. The warp grid steps time by up to 3 %, so the warp's own
+/// factor can be 1.5 % off; a least-squares fit over a stretch of hits is much finer. The fit
+/// replaces the warp's factor only where the hits say so: it spans enough of the query and
+/// differs from the warp by more than twice its standard error.
+fn fit_line(seg: &[Hit], warp: Warp, offset: i64) -> Line {
+    let grid = Line {
+        time: warp.time,
+        intercept: offset as f64,
+    };
+    let n = seg.len() as f64;
+    let span = seg.last().map_or(0, |h| h.query) - seg.first().map_or(0, |h| h.query);
+    if seg.len() < 8 || span < MIN_FIT_SPAN {
+        return grid;
+    }
+    let point = |h: &Hit| {
+        let q = h.query as f64;
+        (q, h.offset as f64 + (q * warp.time).round())
+    };
+    let (mx, my) = seg
+        .iter()
+        .map(point)
+        .fold((0.0, 0.0), |(a, b), (x, y)| (a + x / n, b + y / n));
+    let (mut sxx, mut sxy) = (0.0, 0.0);
+    for (x, y) in seg.iter().map(point) {
+        sxx += (x - mx) * (x - mx);
+        sxy += (x - mx) * (y - my);
+    }
+    let time = sxy / sxx;
+    let intercept = my - time * mx;
+    let resid: f64 = seg
+        .iter()
+        .map(point)
+        .map(|(x, y)| (y - intercept - time * x).powi(2))
+        .sum::<f64>()
+        / (n - 2.0);
+    let se = (resid / sxx).sqrt();
+    let moved = (time - warp.time).abs();
+    if !time.is_finite() || moved <= 2.0 * se || moved > MAX_FIT_MOVE * warp.time {
+        return grid;
+    }
+    Line { time, intercept }
+}
+
+/// Query frames (~1.6 s) a segment must span before its hits refine the time factor.
+const MIN_FIT_SPAN: u32 = 100;
+/// The fit may move the time factor by at most this share: the grid's widest half-step and
+/// some, never a different edit.
+const MAX_FIT_MOVE: f64 = 0.025;
 
 /// A hit: a query landmark found in a reference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -225,6 +298,7 @@ impl<'a> WindowMatcher<'a> {
         for mut m in cands {
             m.query_frames = (m.query_frames.0 + start, m.query_frames.1 + start);
             m.offset -= (start as f64 * m.warp.time).round() as i64;
+            m.line.intercept -= start as f64 * m.line.time;
             self.found.push(m);
         }
         Ok(())
@@ -422,6 +496,7 @@ fn vote(
             for seg in split_segments(cluster, p.max_gap_frames) {
                 let mut offs: Vec<i64> = seg.iter().map(|h| h.offset).collect();
                 offs.sort_unstable();
+                let line = fit_line(&seg, warp, offs[offs.len() / 2]);
                 segs.push((
                     c,
                     Match {
@@ -434,6 +509,7 @@ fn vote(
                         rival_offset: None,
                         verification: None,
                         confidence: 0.0,
+                        line,
                     },
                 ));
             }
@@ -622,6 +698,42 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    #[test]
+    fn the_fitted_line_refines_an_off_grid_factor_and_keeps_an_on_grid_one() {
+        // Truth: reference = 1000 + 0.80 × query; the nearest warp says 0.81. Voting keeps the
+        // hits within ±1 frame of one offset under that warp, as a cluster does.
+        let warp = Warp {
+            time: 0.81,
+            freq: 1.0,
+        };
+        let all: Vec<Hit> = (0..600u32)
+            .step_by(3)
+            .map(|q| {
+                let r = (1000.0 + 0.80 * q as f64).round();
+                Hit {
+                    track: TrackId(1),
+                    offset: r as i64 - (q as f64 * warp.time).round() as i64,
+                    query: q,
+                    hash: q,
+                }
+            })
+            .collect();
+        let centre = all[all.len() / 2].offset;
+        let seg: Vec<Hit> = all
+            .into_iter()
+            .filter(|h| (h.offset - centre).abs() <= 1)
+            .collect();
+        assert!(seg.len() >= 8);
+        let line = fit_line(&seg, warp, centre);
+        assert!((line.time - 0.80).abs() < 0.003, "{line:?}");
+        let q = seg[seg.len() / 2].query as f64;
+        assert!((line.at(q) - (1000.0 + 0.80 * q)).abs() < 2.0, "{line:?}");
+        // Hits exactly on the warp's line keep the warp's factor.
+        let on = hits_at(1, 500, (0..600).step_by(7));
+        let line = fit_line(&on, Warp::IDENTITY, 500);
+        assert_eq!((line.time, line.intercept), (1.0, 500.0));
     }
 
     #[test]

@@ -401,6 +401,10 @@ mod tests {
             rival_offset: Some(rival),
             verification: None,
             confidence: 0.0,
+            line: super::super::Line {
+                time: 1.0,
+                intercept: offset as f64,
+            },
         }
     }
 
