@@ -1060,13 +1060,17 @@ fn import(db: &Path, params: &FingerprintParams, packs: &[PathBuf]) -> anyhow::R
         let tracks = std::fs::read(p)
             .map_err(anyhow::Error::from)
             .and_then(|b| Ok(pack::read(&b, &params.id())?));
-        let result = tracks.and_then(|tracks| {
-            let store = match &mut store {
-                Some(s) => s,
-                None => store.insert(open_for_writing(db, params)?),
-            };
-            Ok(pack::add(store, tracks)?)
-        });
+        let result = match tracks {
+            Ok(tracks) => {
+                // An index that cannot be opened fails every pack alike: said once.
+                let store = match &mut store {
+                    Some(s) => s,
+                    None => store.insert(open_for_writing(db, params)?),
+                };
+                pack::add(store, tracks).map_err(anyhow::Error::from)
+            }
+            Err(e) => Err(e),
+        };
         match result {
             Ok(s) => {
                 let secs = started.elapsed().as_secs_f64().max(1e-9);
