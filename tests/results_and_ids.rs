@@ -202,7 +202,7 @@ fn pitch_cents_appears_in_text_and_csv() {
     nasheed::synth::write_wav(&up, &edited, 44100, 1).unwrap();
     let u = ps(&up);
     let out = run(&s.db(), &["scan", "--format", "jsonl", &u]);
-    let cents = tagged(&out)[0].matches[0]
+    let cents = parse_jsonl(&out.stdout)[0].matches[0]
         .pitch_cents
         .expect("a pitch-only shift reports pitch_cents");
 

@@ -342,6 +342,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn track_refs_parse_ids_and_sha_prefixes_and_refuse_short_ones() {
+        let parse = |s: &str| s.parse::<TrackRef>();
+        assert_eq!(parse("42"), Ok(TrackRef::Id(TrackId(42))));
+        assert_eq!(parse("DEADBEEF"), Ok(TrackRef::Sha("deadbeef".into())));
+        assert_eq!(parse("12345678"), Ok(TrackRef::Sha("12345678".into())));
+        assert_eq!(
+            parse("sha256:00ff00ff"),
+            Ok(TrackRef::Sha("00ff00ff".into()))
+        );
+        for bad in ["dead", "sha256:12", "xyz", "", &"a".repeat(65), "-1"] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn peaks_round_trip_and_reject_garbage() {
         let peaks: Vec<Peak> = (0..100u32)
             .map(|i| Peak {
