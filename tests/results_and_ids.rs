@@ -53,8 +53,6 @@ struct TaggedMatch {
     title: String,
     ref_sha256: String,
     meta: BTreeMap<String, String>,
-    #[serde(default)]
-    pitch_cents: Option<f64>,
 }
 
 fn tagged(out: &Output) -> Vec<Tagged> {

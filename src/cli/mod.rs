@@ -610,7 +610,7 @@ fn scan_one(
     stop: &AtomicBool,
 ) -> anyhow::Result<ScanRecord> {
     std::thread::scope(|scope| {
-        // The upload's identity, hashed beside the decoder (the bytes are in the page cache).
+        // The upload's identity, hashed on its own thread while the decoder reads the same file.
         let sha = input
             .as_ref()
             .ok()
