@@ -196,6 +196,11 @@ pub struct Found {
     pub title: String,
     /// Reference path as indexed.
     pub ref_path: String,
+    /// SHA-256 of the reference's audio file: its identity in every index and pack (local ids
+    /// differ between an index and a pack imported elsewhere).
+    pub ref_sha256: String,
+    /// The reference's metadata (group, language, source, tags...), as stored.
+    pub meta: crate::index::Metadata,
     /// Start and end in the upload (s).
     pub query_start_s: f64,
     /// End in the upload (s).
@@ -219,7 +224,17 @@ pub struct Scanner<'a> {
     store: &'a dyn Store,
     params: FingerprintParams,
     match_params: MatchParams,
-    refs: Mutex<HashMap<TrackId, (String, String, u32)>>,
+    refs: Mutex<HashMap<TrackId, RefInfo>>,
+}
+
+/// What a scanner keeps of a reference it met: what a match reports, and its length.
+#[derive(Clone)]
+struct RefInfo {
+    title: String,
+    path: String,
+    sha256: String,
+    meta: crate::index::Metadata,
+    frames: u32,
 }
 
 impl<'a> Scanner<'a> {
@@ -266,14 +281,21 @@ impl<'a> Scanner<'a> {
         let frame_s = self.params.frame_seconds();
         if let Ok(cache) = self.refs.lock() {
             if let Some(r) = cache.get(&id) {
-                return r.2;
+                return r.frames;
             }
         }
         match self.store.track(id) {
             Ok(Some(t)) => {
                 let frames = (t.duration_s / frame_s) as u32;
                 if let Ok(mut cache) = self.refs.lock() {
-                    cache.insert(id, (t.title, t.path, frames));
+                    let info = RefInfo {
+                        title: t.title,
+                        path: t.path,
+                        sha256: t.sha256,
+                        meta: t.meta,
+                        frames,
+                    };
+                    cache.insert(id, info);
                 }
                 frames
             }
@@ -284,11 +306,19 @@ impl<'a> Scanner<'a> {
 
     fn found(&self, matches: Vec<matching::Match>, duration_s: f64) -> Vec<Found> {
         let frame_s = self.params.frame_seconds();
-        let cache = self.refs.lock().map(|c| c.clone()).unwrap_or_default();
+        // Held for the loop: only the matched references are copied out.
+        let cache = self.refs.lock().ok();
         let mut out = Vec::with_capacity(matches.len());
         for m in matches {
             // Every matched track was looked up for its length; a track removed since is skipped.
-            let Some((title, ref_path, _)) = cache.get(&m.track).cloned() else {
+            let Some(RefInfo {
+                title,
+                path: ref_path,
+                sha256: ref_sha256,
+                meta,
+                ..
+            }) = cache.as_ref().and_then(|c| c.get(&m.track)).cloned()
+            else {
                 continue;
             };
             // The window of the last hit's anchor reaches one FFT past its start.
@@ -302,6 +332,8 @@ impl<'a> Scanner<'a> {
                 ref_id: m.track,
                 title,
                 ref_path,
+                ref_sha256,
+                meta,
                 query_start_s: q0,
                 query_end_s: q1,
                 ref_start_s: r0,

@@ -2,10 +2,8 @@
 
 mod cli;
 
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
-    let args = cli::args::Args::parse();
+    let args = cli::args::parse();
     match cli::run(args) {
         Ok(cli::Outcome::Success) => std::process::ExitCode::from(0),
         Ok(cli::Outcome::Matched) => std::process::ExitCode::from(1),

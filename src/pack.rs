@@ -250,6 +250,12 @@ pub struct ImportSummary {
 /// Verifies a pack and adds its tracks to `store` in one transaction.
 pub fn import(store: &mut dyn Store, bytes: &[u8]) -> Result<ImportSummary> {
     let tracks = read(bytes, store.params_id())?;
+    add(store, tracks)
+}
+
+/// Adds tracks [`read`] from a pack to `store` in one transaction (those already present are
+/// skipped). The caller read them with the store's parameter id.
+pub fn add(store: &mut dyn Store, tracks: Vec<PackTrack>) -> Result<ImportSummary> {
     let rows: Vec<(NewTrack, Prints)> = tracks
         .into_iter()
         .map(|t| {
@@ -284,9 +290,28 @@ pub fn is_pack_source(path: &Path) -> bool {
         && &magic == MAGIC
 }
 
+/// The fingerprint-parameter id a pack was made with (its checksum is not verified here).
+pub fn params_id_of(bytes: &[u8]) -> Result<String> {
+    if bytes.len() < MAGIC.len() + 4 || &bytes[..8] != MAGIC {
+        return Err(PackError::NotAPack);
+    }
+    let mut r = &bytes[12..];
+    String::from_utf8(get_bytes(&mut r)?.to_vec()).map_err(|_| PackError::Malformed("parameter id"))
+}
+
 /// Loads a pack, or every `*.nshpack` in a folder, into an in-memory index (read-only use).
 pub fn load(path: &Path, params_id: &str) -> Result<SqliteStore> {
-    let mut store = SqliteStore::in_memory(params_id)?;
+    load_with(path, Some(params_id))
+}
+
+/// Like [`load`], but takes the packs' own fingerprint-parameter id (the first pack's; all must
+/// share it), so packs made by another version can still be listed and re-exported.
+pub fn load_to_inspect(path: &Path) -> Result<SqliteStore> {
+    load_with(path, None)
+}
+
+fn load_with(path: &Path, params_id: Option<&str>) -> Result<SqliteStore> {
+    let mut store: Option<SqliteStore> = params_id.map(SqliteStore::in_memory).transpose()?;
     let files: Vec<std::path::PathBuf> = if path.is_dir() {
         let entries = std::fs::read_dir(path).map_err(|source| PackError::Io {
             path: path.display().to_string(),
@@ -306,7 +331,17 @@ pub fn load(path: &Path, params_id: &str) -> Result<SqliteStore> {
             path: f.display().to_string(),
             source,
         })?;
-        import(&mut store, &bytes).map_err(|e| match e {
+        let store = match &mut store {
+            Some(s) => s,
+            None => {
+                let id = params_id_of(&bytes).map_err(|e| PackError::Io {
+                    path: f.display().to_string(),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+                store.insert(SqliteStore::in_memory(&id)?)
+            }
+        };
+        import(store, &bytes).map_err(|e| match e {
             PackError::Io { .. } => e,
             other => PackError::Io {
                 path: f.display().to_string(),
@@ -314,7 +349,11 @@ pub fn load(path: &Path, params_id: &str) -> Result<SqliteStore> {
             },
         })?;
     }
-    Ok(store)
+    match store {
+        Some(s) => Ok(s),
+        // An empty folder: no pack to take an id from, and nothing to inspect either.
+        None => Ok(SqliteStore::in_memory("none")?),
+    }
 }
 
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {

@@ -2,13 +2,15 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use nasheed::index::TrackRef;
 
 /// Find known recordings in uploads: index references, scan files, folders or stdin.
 #[derive(Debug, Parser)]
-#[command(name = "nasheed", version, about)]
+#[command(name = "nasheed", about, after_help = MAIN_EXAMPLES)]
 pub struct Args {
-    /// Index database; for `scan`, `list` and `stats` also a fingerprint pack or a folder of packs.
+    /// Index database; for `scan`, `list`, `stats` and `export` also a fingerprint pack or a
+    /// folder of packs.
     #[arg(long, global = true, env = "NASHEED_DB", default_value = "nasheed.db")]
     pub db: PathBuf,
     /// What to do.
@@ -16,10 +18,45 @@ pub struct Args {
     pub command: Command,
 }
 
+/// The clap definition with the version line filled in: the crate version, the fingerprint
+/// id and the schema versions, which say whether an index or a pack can be read.
+pub fn command() -> clap::Command {
+    Args::command().version(version_line())
+}
+
+/// Parses the process's arguments (exits with clap's message and code 2 on a bad one).
+pub fn parse() -> Args {
+    let matches = command().get_matches();
+    Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// `nasheed --version`: e.g. `0.1.0 (fingerprint fp1-c1eb88a8a1f2, index schema 1, pack format 1)`.
+pub fn version_line() -> String {
+    format!(
+        "{} (fingerprint {}, index schema {}, pack format {})",
+        env!("CARGO_PKG_VERSION"),
+        nasheed::fingerprint::FingerprintParams::default().id(),
+        nasheed::index::sqlite::SCHEMA_VERSION,
+        nasheed::pack::VERSION
+    )
+}
+
+const MAIN_EXAMPLES: &str = "Examples:
+  nasheed --db refs.db index --meta group=g1 refs/      fingerprint references
+  nasheed --db refs.db scan uploads/                    look for them in uploads
+  nasheed --db fingerprints/ scan --format jsonl clip.mp4
+  nasheed --db refs.db export --out refs.nshpack        share fingerprints, never audio";
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Fingerprint reference recordings into the index (files and folders, recursive).
+    #[command(after_help = "Examples:
+  nasheed --db refs.db index refs/
+  nasheed --db refs.db index --title \"Chant one\" --meta group=g1 --meta language=ar chant1.mp3
+  nasheed --db refs.db index --meta-csv meta.csv refs/     (header: path,title,KEY...)
+
+Exit codes: 0 every file indexed or already present; 2 any file failed (the others are stored).")]
     Index {
         /// Files or folders.
         #[arg(required = true)]
@@ -38,43 +75,130 @@ pub enum Command {
         max_duration: f64,
     },
     /// Look for indexed recordings in uploads (files, folders, or - for stdin).
-    #[command(after_help = SCAN_EXIT_CODES)]
+    #[command(after_help = SCAN_HELP)]
     Scan(ScanArgs),
     /// List the indexed references.
+    #[command(after_help = "Examples:
+  nasheed --db refs.db list
+  nasheed --db fingerprints/ list --format json")]
     List {
-        /// Output format (text or json).
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
     },
     /// Totals of the index.
+    #[command(after_help = "Examples:
+  nasheed --db refs.db stats
+  nasheed --db refs.db stats --format json")]
     Stats {
-        /// Output format (text or json).
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = StatsFormat::Text)]
+        format: StatsFormat,
     },
     /// Write references' fingerprints and metadata (never audio) to a pack file.
+    #[command(after_help = "Examples:
+  nasheed --db refs.db export --out all.nshpack
+  nasheed --db refs.db export --out g1.nshpack --where group=g1
+  nasheed --db refs.db export --out two.nshpack 3 9f86d081884c7d65")]
     Export {
         /// Pack file to write (default: standard output, when it is not a terminal).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Track ids to export (default: all).
-        ids: Vec<i64>,
-        /// Export only tracks whose metadata has KEY=VALUE.
-        #[arg(long = "where", value_name = "KEY=VALUE")]
-        filter: Option<String>,
+        /// Tracks to export (default: all): ids, SHA-256s, or unique prefixes of 8+ hex digits.
+        #[arg(value_name = "TRACK")]
+        tracks: Vec<TrackRef>,
+        /// Export only tracks whose metadata has KEY=VALUE (repeatable: all must hold).
+        #[arg(long = "where", value_name = "KEY=VALUE", value_parser = key_value)]
+        filter: Vec<(String, String)>,
     },
     /// Add the tracks of fingerprint packs to the index (each pack all or nothing).
+    #[command(after_help = "Examples:
+  nasheed --db refs.db import partner.nshpack
+  nasheed --db refs.db import packs/*.nshpack")]
     Import {
         /// Pack files.
         #[arg(required = true)]
         packs: Vec<PathBuf>,
     },
-    /// Remove references by id.
+    /// Remove references by id, SHA-256 (prefix) or metadata.
+    #[command(
+        group(ArgGroup::new("which").required(true).multiple(true).args(["tracks", "filter"])),
+        after_help = "Examples:
+  nasheed --db refs.db remove 3 7
+  nasheed --db refs.db remove 9f86d081884c7d65
+  nasheed --db refs.db remove --where source=takedown-2024-03"
+    )]
     Remove {
-        /// Track ids (see `list`).
-        #[arg(required = true)]
-        ids: Vec<i64>,
+        /// Tracks: ids (see `list`), SHA-256s, or unique prefixes of 8+ hex digits.
+        #[arg(value_name = "TRACK")]
+        tracks: Vec<TrackRef>,
+        /// Remove the tracks whose metadata has KEY=VALUE (repeatable: all must hold; with
+        /// TRACKs, only those of them).
+        #[arg(long = "where", value_name = "KEY=VALUE", value_parser = key_value)]
+        filter: Vec<(String, String)>,
     },
+    /// Correct references' title and metadata (no audio needed: works for pack-imported tracks).
+    #[command(
+        group(ArgGroup::new("which").required(true).multiple(true).args(["tracks", "filter"])),
+        group(ArgGroup::new("change").required(true).multiple(true).args(["set", "unset", "title"])),
+        after_help = "Examples:
+  nasheed --db refs.db tag 3 --set group=g2 --unset notes
+  nasheed --db refs.db tag 9f86d081884c7d65 --title \"Chant one (live)\"
+  nasheed --db refs.db tag --where group=g1 --set language=ar"
+    )]
+    Tag {
+        /// Tracks: ids (see `list`), SHA-256s, or unique prefixes of 8+ hex digits.
+        #[arg(value_name = "TRACK")]
+        tracks: Vec<TrackRef>,
+        /// Tag the tracks whose metadata has KEY=VALUE (repeatable: all must hold; with
+        /// TRACKs, only those of them).
+        #[arg(long = "where", value_name = "KEY=VALUE", value_parser = key_value)]
+        filter: Vec<(String, String)>,
+        /// Set a metadata key (repeatable).
+        #[arg(long, value_name = "KEY=VALUE", value_parser = key_value)]
+        set: Vec<(String, String)>,
+        /// Remove a metadata key (repeatable).
+        #[arg(long, value_name = "KEY")]
+        unset: Vec<String>,
+        /// New title (only for a single track).
+        #[arg(long)]
+        title: Option<String>,
+    },
+    /// Print a shell completion script (e.g. `nasheed completions bash > /etc/bash_completion.d/nasheed`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff; e.g. `nasheed man | man -l -`).
+    Man,
+}
+
+/// `KEY=VALUE` with a non-empty key (surrounding spaces of the key dropped).
+fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {s}")),
+    }
+}
+
+/// Output formats of `list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    /// One line per track: id, title, duration, path, metadata.
+    Text,
+    /// One JSON array of tracks with every field.
+    Json,
+    /// One JSON object per track per line.
+    Jsonl,
+}
+
+/// Output formats of `stats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatsFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object.
+    Json,
 }
 
 /// Arguments of `scan`.
@@ -105,13 +229,35 @@ pub struct ScanArgs {
     /// Most bytes read from stdin or a named FIFO or device (suffix K, M or G: binary units).
     #[arg(long, value_name = "BYTES", value_parser = byte_count, default_value = "4G")]
     pub max_stream_bytes: u64,
+    /// Print only inputs with a match (errors still go to stderr; no summary line).
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Colour text output: auto = when stdout is a terminal and NO_COLOR is not set.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
 }
 
-/// The exit codes, in `scan --help`.
-const SCAN_EXIT_CODES: &str =
-    "Exit codes: 0 no match; 1 at least one match; 2 no match and an input \
+/// When text output is coloured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    /// When stdout is a terminal and `NO_COLOR` is unset or empty.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// Examples and the exit codes, in `scan --help`.
+const SCAN_HELP: &str = "Examples:
+  nasheed --db refs.db scan uploads/
+  nasheed --db refs.db scan --format jsonl --summary-json summary.json uploads/ > results.jsonl
+  nasheed --db refs.db scan --format csv uploads/ > audit.csv   (a row for every input)
+  cat upload.bin | nasheed --db refs.db scan -          (stdin)
+
+Exit codes: 0 no match; 1 at least one match; 2 no match and an input \
 could not be read (with --fail-on-error: any input could not be read), or the scan could not run \
-(no index, an index without references, nothing to scan).";
+(no index, an index without references, nothing to scan, a bad flag).";
 
 /// Default of `--max-duration`: 4 hours.
 const DEFAULT_MAX_DURATION_S: f64 = nasheed::engine::Budget::DEFAULT_MAX_DURATION_S;
@@ -171,7 +317,7 @@ pub enum Format {
     Json,
     /// One JSON object per line (per input).
     Jsonl,
-    /// One row per match.
+    /// One row per match, and one per clean or unreadable input (`status` column).
     Csv,
 }
 

@@ -13,13 +13,17 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use nasheed::engine::{self, Budget, IndexEvent, IndexJob, Input};
 use nasheed::fingerprint::{FingerprintParams, Prints, Side};
-use nasheed::index::{IndexError, Metadata, SqliteStore, Store, TrackId};
+use nasheed::index::{
+    self as store_index, IndexError, Metadata, SqliteStore, Store, TrackId, TrackRef,
+};
 use nasheed::matching::MatchParams;
 use nasheed::pack;
 use nasheed::Scanner;
 
-use args::{Args, Command, Format, ScanArgs};
-use output::{escape_controls, MatchRecord, ScanRecord, ScanSummary, ScanWriter};
+use args::{Args, Color, Command, Format, ListFormat, ScanArgs, StatsFormat};
+use output::{
+    escape_controls, meta_text, MatchRecord, Presentation, ScanRecord, ScanSummary, ScanWriter,
+};
 
 /// How a command ended, mapped to the exit code by `main`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,9 +55,34 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         Command::Scan(scan_args) => scan(&args.db, &params, scan_args),
         Command::List { format } => list(&args.db, &params, format),
         Command::Stats { format } => stats(&args.db, &params, format),
-        Command::Remove { ids } => remove(&args.db, &params, &ids),
-        Command::Export { out, ids, filter } => export(&args.db, &params, out, &ids, filter),
+        Command::Remove { tracks, filter } => remove(&args.db, &params, &tracks, &filter),
+        Command::Export {
+            out,
+            tracks,
+            filter,
+        } => export(&args.db, &params, out, &tracks, &filter),
         Command::Import { packs } => import(&args.db, &params, &packs),
+        Command::Tag {
+            tracks,
+            filter,
+            set,
+            unset,
+            title,
+        } => {
+            let edit = Edit { set, unset, title };
+            tag(&args.db, &params, &tracks, &filter, &edit)
+        }
+        Command::Completions { shell } => {
+            let mut cmd = args::command();
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(shell, &mut cmd, "nasheed", &mut out);
+            finish_print(out.flush())
+        }
+        Command::Man => {
+            let mut out = std::io::stdout().lock();
+            let res = clap_mangen::Man::new(args::command()).render(&mut out);
+            finish_print(res.and_then(|_| out.flush()))
+        }
     }
 }
 
@@ -129,13 +158,7 @@ fn index(
             );
         }
     }
-    let mut store = SqliteStore::open(db, &params.id()).map_err(|e| match e {
-        IndexError::Db(_) => {
-            anyhow::Error::new(e).context(format!("opening index {}", db.display()))
-        }
-        // These name the file already.
-        other => other.into(),
-    })?;
+    let mut store = open_for_writing(db, params)?;
     let bar = progress_bar(jobs.len() as u64);
     let started = Instant::now();
     let cpu0 = nasheed::eval::cpu_seconds();
@@ -333,6 +356,23 @@ fn scan(db: &Path, params: &FingerprintParams, a: ScanArgs) -> anyhow::Result<Ou
         max_duration_s: a.max_duration,
     };
     let format = a.format;
+    let how = Presentation {
+        quiet: a.quiet,
+        color: match a.color {
+            Color::Always => true,
+            Color::Never => false,
+            // https://no-color.org: a set, non-empty NO_COLOR turns colour off.
+            Color::Auto => {
+                std::io::stdout().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
+        },
+    };
+    // A text error line on a terminal is seen already; anywhere else it is also copied to
+    // stderr, where an operator (or a pipeline reading stdout) sees it.
+    let errors_to_stderr = format != Format::Text
+        || a.quiet
+        || !(std::io::stdout().is_terminal() && std::io::stderr().is_terminal());
     // Opened before stdin is read, so a bad index is reported at once.
     let mut stores = vec![open_for_reading(db, params)?];
     if !a.allow_empty && stores[0].stats()?.tracks == 0 {
@@ -402,7 +442,7 @@ fn scan(db: &Path, params: &FingerprintParams, a: ScanArgs) -> anyhow::Result<Ou
     let stop = AtomicBool::new(false);
     let order = InOrder::new(SCAN_LOOKAHEAD);
     let stdout = std::io::stdout().lock();
-    let mut writer = ScanWriter::new(std::io::BufWriter::new(stdout), format);
+    let mut writer = ScanWriter::new(std::io::BufWriter::new(stdout), format, how);
     let (tx, rx) = std::sync::mpsc::channel::<(usize, anyhow::Result<ScanRecord>)>();
     std::thread::scope(|scope| -> anyhow::Result<()> {
         for store in stores {
@@ -433,9 +473,7 @@ fn scan(db: &Path, params: &FingerprintParams, a: ScanArgs) -> anyhow::Result<Ou
                 for record in order.arrived(i, record) {
                     let record = record?;
                     summary.add(&record);
-                    // In machine formats errors also go to stderr, so a pipeline reading stdout
-                    // still sees them.
-                    if let (Some(e), true) = (&record.error, format != Format::Text) {
+                    if let (Some(e), true) = (&record.error, errors_to_stderr) {
                         eprintln!("error: {}", escape_controls(e));
                     }
                     if let Err(e) = writer.write(&record) {
@@ -459,7 +497,9 @@ fn scan(db: &Path, params: &FingerprintParams, a: ScanArgs) -> anyhow::Result<Ou
         _ => {}
     }
     summary.finish(started.elapsed().as_secs_f64());
-    eprintln!("{}", summary.line());
+    if !a.quiet {
+        eprintln!("{}", summary.line());
+    }
     write_summary(summary_file.as_mut(), &summary)?;
     Ok(if a.fail_on_error && summary.unreadable > 0 {
         Outcome::Failed
@@ -570,6 +610,12 @@ fn scan_one(
     stop: &AtomicBool,
 ) -> anyhow::Result<ScanRecord> {
     std::thread::scope(|scope| {
+        // The upload's identity, hashed on its own thread while the decoder reads the same file.
+        let sha = input
+            .as_ref()
+            .ok()
+            .cloned()
+            .map(|path| scope.spawn(move || engine::sha256_file(&path).ok()));
         let (tx, rx) = std::sync::mpsc::sync_channel::<Piece>(4);
         scope.spawn(move || produce(input, name, params, budget, tx));
         let mut stream = scanner.stream();
@@ -584,6 +630,7 @@ fn scan_one(
                 Piece::End(e) => end = e,
             }
         }
+        let sha256 = sha.and_then(|h| h.join().ok().flatten());
         Ok(match end {
             Ok((frames, duration_s)) => {
                 let found = stream.finish(frames, duration_s)?;
@@ -591,6 +638,7 @@ fn scan_one(
                     path: name.to_string(),
                     duration_s: (duration_s * 1000.0).round() / 1000.0,
                     error: None,
+                    sha256,
                     matches: found.iter().map(MatchRecord::from).collect(),
                 }
             }
@@ -598,6 +646,7 @@ fn scan_one(
                 path: name.to_string(),
                 duration_s: 0.0,
                 error: Some(e),
+                sha256,
                 matches: Vec::new(),
             },
         })
@@ -694,71 +743,239 @@ impl Spools {
     }
 }
 
-fn list(db: &Path, params: &FingerprintParams, format: Format) -> anyhow::Result<Outcome> {
-    let store = open_for_reading(db, params)?;
+fn list(db: &Path, params: &FingerprintParams, format: ListFormat) -> anyhow::Result<Outcome> {
+    let store = open_to_inspect(db, params)?;
     let tracks = store.tracks()?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let res = if format == Format::Json || format == Format::Jsonl {
-        serde_json::to_writer_pretty(&mut out, &tracks)
+    let res = match format {
+        ListFormat::Json => serde_json::to_writer_pretty(&mut out, &tracks)
             .map_err(std::io::Error::from)
-            .and_then(|_| writeln!(out))
-    } else {
-        tracks.iter().try_for_each(|t| {
-            let meta: Vec<String> = t.meta.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            .and_then(|_| writeln!(out)),
+        ListFormat::Jsonl => tracks.iter().try_for_each(|t| {
+            serde_json::to_writer(&mut out, t)
+                .map_err(std::io::Error::from)
+                .and_then(|_| writeln!(out))
+        }),
+        ListFormat::Text => tracks.iter().try_for_each(|t| {
             writeln!(
                 out,
-                "{}\t{}\t{:.1}s\t{}\t{}",
+                "{}\t{}\t{:.1}s\t{}\t{}\t{}",
                 t.id.0,
                 escape_controls(&t.title),
                 t.duration_s,
                 escape_controls(&t.path),
-                escape_controls(&meta.join(" "))
+                t.sha256.get(..12).unwrap_or(&t.sha256),
+                escape_controls(&meta_text(&t.meta))
             )
-        })
+        }),
     };
     finish_print(res.and_then(|_| out.flush()))
 }
 
-fn stats(db: &Path, params: &FingerprintParams, format: Format) -> anyhow::Result<Outcome> {
-    let store = open_for_reading(db, params)?;
+fn stats(db: &Path, params: &FingerprintParams, format: StatsFormat) -> anyhow::Result<Outcome> {
+    let store = open_to_inspect(db, params)?;
     let s = store.stats()?;
     let mut out = std::io::stdout().lock();
-    let res = if format == Format::Json || format == Format::Jsonl {
-        serde_json::to_writer_pretty(&mut out, &s)
+    let res = match format {
+        StatsFormat::Json => serde_json::to_writer_pretty(&mut out, &s)
             .map_err(std::io::Error::from)
-            .and_then(|_| writeln!(out))
-    } else {
-        writeln!(
-            out,
-            "tracks: {}\nhashes: {}\naudio: {:.2} h\nsize: {:.1} MB ({:.2} MB per audio hour)\nparameters: {}",
-            s.tracks,
-            s.hashes,
-            s.audio_hours,
-            s.bytes as f64 / 1e6,
-            s.bytes as f64 / 1e6 / s.audio_hours.max(1e-9),
-            s.params_id
-        )
+            .and_then(|_| writeln!(out)),
+        StatsFormat::Text => {
+            // Size per hour means nothing without audio (it would divide by zero).
+            let per_hour = if s.audio_hours > 0.0 {
+                format!(
+                    "{:.2} MB per audio hour",
+                    s.bytes as f64 / 1e6 / s.audio_hours
+                )
+            } else {
+                "no audio indexed".to_string()
+            };
+            let note = if s.params_id == params.id() {
+                String::new()
+            } else {
+                format!(
+                    " (this build uses {}: scan refuses this index)",
+                    params.id()
+                )
+            };
+            writeln!(
+                out,
+                "tracks: {}\nhashes: {}\naudio: {:.2} h\nsize: {:.1} MB ({per_hour})\nparameters: {}{note}",
+                s.tracks,
+                s.hashes,
+                s.audio_hours,
+                s.bytes as f64 / 1e6,
+                s.params_id
+            )
+        }
     };
     finish_print(res)
 }
 
-fn remove(db: &Path, params: &FingerprintParams, ids: &[i64]) -> anyhow::Result<Outcome> {
+fn remove(
+    db: &Path,
+    params: &FingerprintParams,
+    tracks: &[TrackRef],
+    filter: &[(String, String)],
+) -> anyhow::Result<Outcome> {
     refuse_pack(db)?;
     let mut store = SqliteStore::open_existing(db, &params.id())?;
-    let mut missing = 0;
-    for &id in ids {
-        if store.remove(TrackId(id))? {
-            eprintln!("removed {id}");
-        } else {
-            eprintln!("error: no track with id {id}");
-            missing += 1;
+    // Each track named is removed or reported; one that cannot be found does not stop the rest.
+    let mut failed = false;
+    let mut ids = Vec::new();
+    for r in tracks {
+        match store_index::resolve(&store, r) {
+            Ok(id) => ids.push(id),
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed = true;
+            }
         }
     }
-    Ok(if missing == 0 {
-        Outcome::Success
-    } else {
+    if !filter.is_empty() {
+        let matching = ids_where(&store, filter)?;
+        if tracks.is_empty() {
+            ids = matching;
+        } else {
+            ids.retain(|id| matching.contains(id));
+        }
+        if ids.is_empty() && !failed {
+            bail!("no track {} has {}", selection(tracks), filter_text(filter));
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    for id in ids {
+        let title = store.track(id)?.map(|t| t.title).unwrap_or_default();
+        if store.remove(id)? {
+            eprintln!("removed {} ({})", id.0, escape_controls(&title));
+        } else {
+            eprintln!("error: no track {} (removed meanwhile?)", id.0);
+            failed = true;
+        }
+    }
+    Ok(if failed {
         Outcome::Failed
+    } else {
+        Outcome::Success
     })
+}
+
+/// The changes `tag` makes to each track.
+struct Edit {
+    set: Vec<(String, String)>,
+    unset: Vec<String>,
+    title: Option<String>,
+}
+
+fn tag(
+    db: &Path,
+    params: &FingerprintParams,
+    tracks: &[TrackRef],
+    filter: &[(String, String)],
+    edit: &Edit,
+) -> anyhow::Result<Outcome> {
+    refuse_pack(db)?;
+    let mut store = SqliteStore::open_existing(db, &params.id())?;
+    // All or nothing: every track must be found before any is changed.
+    let ids = select(&store, db, tracks, filter)?;
+    if edit.title.is_some() && ids.len() != 1 {
+        bail!("--title needs exactly one track ({} selected)", ids.len());
+    }
+    let mut edits = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Some(t) = store.track(id)? else {
+            bail!("no track {} (removed meanwhile?)", id.0)
+        };
+        let mut meta = t.meta;
+        for k in &edit.unset {
+            meta.remove(k.trim());
+        }
+        for (k, v) in &edit.set {
+            meta.insert(k.clone(), v.clone());
+        }
+        let title = edit.title.clone().unwrap_or(t.title);
+        edits.push((id, title, meta));
+    }
+    store.set_info(&edits)?;
+    for (id, title, meta) in &edits {
+        eprintln!(
+            "tagged {}: {} {{{}}}",
+            id.0,
+            escape_controls(title),
+            escape_controls(&meta_text(meta))
+        );
+    }
+    Ok(Outcome::Success)
+}
+
+/// The tracks a command names: `tracks` resolved (any that cannot be is an error), narrowed to
+/// those matching every `filter`; only the filter's matches when no track is named.
+fn select(
+    store: &dyn Store,
+    db: &Path,
+    tracks: &[TrackRef],
+    filter: &[(String, String)],
+) -> anyhow::Result<Vec<TrackId>> {
+    let mut ids = Vec::new();
+    let mut errors = Vec::new();
+    for r in tracks {
+        match store_index::resolve(store, r) {
+            Ok(id) => ids.push(id),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if !errors.is_empty() {
+        bail!("{} in {}", errors.join("; "), db.display());
+    }
+    if !filter.is_empty() {
+        let matching = ids_where(store, filter)?;
+        if tracks.is_empty() {
+            ids = matching;
+        } else {
+            ids.retain(|id| matching.contains(id));
+        }
+        if ids.is_empty() {
+            bail!("no track {} has {}", selection(tracks), filter_text(filter));
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// Ids of the tracks whose metadata holds every KEY=VALUE of `filter`.
+fn ids_where(store: &dyn Store, filter: &[(String, String)]) -> anyhow::Result<Vec<TrackId>> {
+    let mut ids: Option<Vec<TrackId>> = None;
+    for (k, v) in filter {
+        let these = pack::ids_where(store, k, v)?;
+        ids = Some(match ids {
+            None => these,
+            Some(mut prev) => {
+                prev.retain(|id| these.contains(id));
+                prev
+            }
+        });
+    }
+    Ok(ids.unwrap_or_default())
+}
+
+/// `among 3, 9f86d081` for a message, or nothing when no track was named.
+fn selection(tracks: &[TrackRef]) -> String {
+    if tracks.is_empty() {
+        return String::new();
+    }
+    let v: Vec<String> = tracks.iter().map(|t| t.to_string()).collect();
+    format!("among {}", v.join(", "))
+}
+
+/// `--where` pairs as `k=v and k2=v2`.
+fn filter_text(filter: &[(String, String)]) -> String {
+    let v: Vec<String> = filter
+        .iter()
+        .map(|(k, v)| escape_controls(&format!("{k}={v}")).into_owned())
+        .collect();
+    v.join(" and ")
 }
 
 /// An index database, or a pack / folder of packs loaded into memory.
@@ -770,12 +987,43 @@ fn open_for_reading(db: &Path, params: &FingerprintParams) -> anyhow::Result<Sql
     Ok(SqliteStore::open_read_only(db, &params.id())?)
 }
 
+/// Like [`open_for_reading`], but an index or pack built with other fingerprint parameters is
+/// opened too (read-only, with a note on stderr): it can be listed, counted and exported.
+fn open_to_inspect(db: &Path, params: &FingerprintParams) -> anyhow::Result<SqliteStore> {
+    let store = if pack::is_pack_source(db) {
+        pack::load_to_inspect(db).with_context(|| format!("loading packs from {}", db.display()))?
+    } else {
+        SqliteStore::open_to_inspect(db)?
+    };
+    if store.params_id() != params.id() {
+        eprintln!(
+            "note: {} was built with fingerprint parameters {}, this build uses {}: it can be listed and exported, not scanned",
+            db.display(),
+            store.params_id(),
+            params.id()
+        );
+    }
+    Ok(store)
+}
+
+/// An index database opened for writing, created when missing.
+fn open_for_writing(db: &Path, params: &FingerprintParams) -> anyhow::Result<SqliteStore> {
+    SqliteStore::open(db, &params.id()).map_err(|e| match e {
+        // SQLite's own messages do not always say which file.
+        IndexError::Db(_) => {
+            anyhow::Error::new(e).context(format!("opening index {}", db.display()))
+        }
+        // These name the file already.
+        other => other.into(),
+    })
+}
+
 fn export(
     db: &Path,
     params: &FingerprintParams,
     out: Option<PathBuf>,
-    ids: &[i64],
-    filter: Option<String>,
+    tracks: &[TrackRef],
+    filter: &[(String, String)],
 ) -> anyhow::Result<Outcome> {
     if let Some(out) = &out {
         if same_file(out, db) {
@@ -785,37 +1033,9 @@ fn export(
             );
         }
     }
-    let store = open_for_reading(db, params)?;
-    let mut chosen: Vec<TrackId> = ids.iter().map(|&i| TrackId(i)).collect();
-    // A pack short of a track asked for would pass for a complete one.
-    let missing: Vec<String> = chosen
-        .iter()
-        .filter_map(|&id| match store.track(id) {
-            Ok(Some(_)) => None,
-            _ => Some(id.0.to_string()),
-        })
-        .collect();
-    if !missing.is_empty() {
-        bail!(
-            "no track with id {} in {} (see `nasheed list`): nothing exported",
-            missing.join(", "),
-            db.display()
-        );
-    }
-    if let Some(f) = filter {
-        let Some((k, v)) = f.split_once('=') else {
-            bail!("--where {f}: expected KEY=VALUE")
-        };
-        let matching = pack::ids_where(&store, k.trim(), v)?;
-        if chosen.is_empty() {
-            chosen = matching;
-        } else {
-            chosen.retain(|id| matching.contains(id));
-        }
-        if chosen.is_empty() {
-            bail!("no track has {f}");
-        }
-    }
+    let store = open_to_inspect(db, params)?;
+    // A pack short of a track asked for would pass for a complete one: nothing is written then.
+    let chosen = select(&store, db, tracks, filter).map_err(|e| e.context("nothing exported"))?;
     let bytes = pack::export(&store, &chosen)?;
     match out {
         Some(path) => std::fs::write(&path, &bytes)
@@ -831,13 +1051,26 @@ fn export(
 
 fn import(db: &Path, params: &FingerprintParams, packs: &[PathBuf]) -> anyhow::Result<Outcome> {
     refuse_pack(db)?;
-    let mut store = SqliteStore::open(db, &params.id())?;
+    // Opened at the first pack that reads well: an import that fails throughout leaves no new,
+    // empty database behind.
+    let mut store: Option<SqliteStore> = None;
     let mut failed = false;
     for p in packs {
         let started = Instant::now();
-        let result = std::fs::read(p)
+        let tracks = std::fs::read(p)
             .map_err(anyhow::Error::from)
-            .and_then(|b| Ok(pack::import(&mut store, &b)?));
+            .and_then(|b| Ok(pack::read(&b, &params.id())?));
+        let result = match tracks {
+            Ok(tracks) => {
+                // An index that cannot be opened fails every pack alike: said once.
+                let store = match &mut store {
+                    Some(s) => s,
+                    None => store.insert(open_for_writing(db, params)?),
+                };
+                pack::add(store, tracks).map_err(anyhow::Error::from)
+            }
+            Err(e) => Err(e),
+        };
         match result {
             Ok(s) => {
                 let secs = started.elapsed().as_secs_f64().max(1e-9);

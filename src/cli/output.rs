@@ -1,12 +1,19 @@
 //! Writers for scan results: text, JSON, JSON Lines, CSV. The engine never prints; these do.
 //!
 //! JSON shape (one object per input, `--format jsonl` one per line, `json` an array):
-//! `{"path", "duration_s", "error", "matches": [{"ref_id", "title", "ref_path", "query_start_s",
-//! "query_end_s", "ref_start_s", "ref_end_s", "speed", "score", "confidence"}]}`. Times are
-//! seconds rounded to milliseconds; `error` is a one-line message or null.
+//! `{"path", "duration_s", "error", "sha256", "matches": [{"ref_id", "title", "ref_path",
+//! "ref_sha256", "meta", "query_start_s", "query_end_s", "ref_start_s", "ref_end_s", "speed",
+//! "pitch_cents"?, "score", "confidence"}]}`. Times are seconds rounded to milliseconds; `error`
+//! is a one-line message or null; `sha256` is the upload's content hash, null when it could not
+//! be read. Fields are only ever added to this shape (downstream tools read it).
+//!
+//! CSV has a row for every input, so it can serve as an audit log: one per match (`status`
+//! `matched`), else one with the match columns empty (`clean` or `error`). The first eleven
+//! columns are those of earlier versions, in the same order; later ones are appended.
 
 use std::io::{self, Write};
 
+use nasheed::index::Metadata;
 use nasheed::Found;
 use serde::Serialize;
 
@@ -21,6 +28,8 @@ pub struct ScanRecord {
     pub duration_s: f64,
     /// Why the input could not be read.
     pub error: Option<String>,
+    /// SHA-256 of the input's bytes (lowercase hex), `None` when they could not be read.
+    pub sha256: Option<String>,
     /// Matches by start in the input.
     pub matches: Vec<MatchRecord>,
 }
@@ -31,6 +40,8 @@ pub struct MatchRecord {
     ref_id: i64,
     title: String,
     ref_path: String,
+    ref_sha256: String,
+    meta: Metadata,
     query_start_s: f64,
     query_end_s: f64,
     ref_start_s: f64,
@@ -52,6 +63,8 @@ impl From<&Found> for MatchRecord {
             ref_id: f.ref_id.0,
             title: f.title.clone(),
             ref_path: f.ref_path.clone(),
+            ref_sha256: f.ref_sha256.clone(),
+            meta: f.meta.clone(),
             query_start_s: ms(f.query_start_s),
             query_end_s: ms(f.query_end_s),
             ref_start_s: ms(f.ref_start_s),
@@ -64,25 +77,50 @@ impl From<&Found> for MatchRecord {
     }
 }
 
+/// How records are presented, beyond their format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Presentation {
+    /// Only inputs with a match are written (`--quiet`, like `clamscan -i`).
+    pub quiet: bool,
+    /// ANSI colours in text output (`--color`).
+    pub color: bool,
+}
+
+/// The CSV header: the columns of earlier versions first, in their order, then the added ones.
+const CSV_HEADER: &str = "path,ref_id,title,ref_path,query_start_s,query_end_s,ref_start_s,ref_end_s,speed,score,confidence,pitch_cents,ref_sha256,meta,status,sha256,duration_s,error";
+
+/// Hex digits of a reference's SHA-256 shown in text output: enough to be unique in any real
+/// index, and accepted wherever an id is (a prefix of 8 or more).
+const SHORT_SHA: usize = 12;
+
 /// Writes records as they come, in one of the formats.
 pub struct ScanWriter<W: Write> {
     out: W,
     format: Format,
+    how: Presentation,
     first: bool,
 }
 
 impl<W: Write> ScanWriter<W> {
     /// A writer; call [`ScanWriter::finish`] at the end (closes the JSON array).
-    pub fn new(out: W, format: Format) -> Self {
+    pub fn new(out: W, format: Format, how: Presentation) -> Self {
         ScanWriter {
             out,
             format,
+            how,
             first: true,
         }
     }
 
     /// Writes one input's record.
     pub fn write(&mut self, r: &ScanRecord) -> io::Result<()> {
+        if self.first && self.format == Format::Csv {
+            writeln!(self.out, "{CSV_HEADER}")?;
+        }
+        if self.how.quiet && r.matches.is_empty() {
+            self.first = false;
+            return self.out.flush();
+        }
         match self.format {
             Format::Jsonl => {
                 serde_json::to_writer(&mut self.out, r)?;
@@ -92,56 +130,103 @@ impl<W: Write> ScanWriter<W> {
                 write!(self.out, "{}", if self.first { "[\n" } else { ",\n" })?;
                 serde_json::to_writer(&mut self.out, r)?;
             }
-            Format::Csv => {
-                if self.first {
-                    writeln!(self.out, "path,ref_id,title,ref_path,query_start_s,query_end_s,ref_start_s,ref_end_s,speed,score,confidence")?;
-                }
-                for m in &r.matches {
-                    writeln!(
-                        self.out,
-                        "{},{},{},{},{},{},{},{},{},{},{}",
-                        csv_field(&r.path),
-                        m.ref_id,
-                        csv_field(&m.title),
-                        csv_field(&m.ref_path),
-                        m.query_start_s,
-                        m.query_end_s,
-                        m.ref_start_s,
-                        m.ref_end_s,
-                        m.speed,
-                        m.score,
-                        m.confidence
-                    )?;
-                }
-            }
-            Format::Text => {
-                // Titles and file names come from uploaders: a crafted one must not move the
-                // cursor or forge a result line.
-                let path = escape_controls(&r.path);
-                if let Some(e) = &r.error {
-                    writeln!(self.out, "{path}: error: {}", escape_controls(e))?;
-                } else if r.matches.is_empty() {
-                    writeln!(self.out, "{path}: no match")?;
-                }
-                for m in &r.matches {
-                    writeln!(
-                        self.out,
-                        "{path}: {} [{}] upload {}–{} = reference {}–{} speed {:.3} score {} confidence {:.4}",
-                        escape_controls(&m.title),
-                        m.ref_id,
-                        clock(m.query_start_s),
-                        clock(m.query_end_s),
-                        clock(m.ref_start_s),
-                        clock(m.ref_end_s),
-                        m.speed,
-                        m.score,
-                        m.confidence
-                    )?;
-                }
-            }
+            Format::Csv => self.write_csv(r)?,
+            Format::Text => self.write_text(r)?,
         }
         self.first = false;
         self.out.flush()
+    }
+
+    fn write_csv(&mut self, r: &ScanRecord) -> io::Result<()> {
+        let path = csv_field(&r.path);
+        let sha = r.sha256.as_deref().unwrap_or_default();
+        let error = csv_field(r.error.as_deref().unwrap_or_default());
+        for m in &r.matches {
+            let meta = serde_json::to_string(&m.meta).unwrap_or_default();
+            writeln!(
+                self.out,
+                "{path},{},{},{},{},{},{},{},{},{},{},{},{},{},matched,{sha},{},",
+                m.ref_id,
+                csv_field(&m.title),
+                csv_field(&m.ref_path),
+                m.query_start_s,
+                m.query_end_s,
+                m.ref_start_s,
+                m.ref_end_s,
+                m.speed,
+                m.score,
+                m.confidence,
+                m.pitch_cents.map(|c| c.to_string()).unwrap_or_default(),
+                m.ref_sha256,
+                csv_field(&meta),
+                r.duration_s,
+            )?;
+        }
+        if r.matches.is_empty() {
+            let status = if r.error.is_some() { "error" } else { "clean" };
+            writeln!(
+                self.out,
+                "{path},,,,,,,,,,,,,,{status},{sha},{},{error}",
+                r.duration_s
+            )?;
+        }
+        Ok(())
+    }
+
+    fn write_text(&mut self, r: &ScanRecord) -> io::Result<()> {
+        let paint = |code: &str, s: &str| {
+            if self.how.color {
+                format!("\x1b[{code}m{s}\x1b[0m")
+            } else {
+                s.to_string()
+            }
+        };
+        // Titles and file names come from uploaders: a crafted one must not move the cursor or
+        // forge a result line.
+        let path = escape_controls(&r.path);
+        if let Some(e) = &r.error {
+            // The message names the input already: the line says it once.
+            let reason = e
+                .strip_prefix(r.path.as_str())
+                .and_then(|rest| rest.strip_prefix(": "))
+                .unwrap_or(e);
+            writeln!(
+                self.out,
+                "{path}: {} {}",
+                paint("1;33", "error:"),
+                escape_controls(reason)
+            )?;
+        } else if r.matches.is_empty() {
+            writeln!(self.out, "{path}: {}", paint("32", "no match"))?;
+        }
+        for m in &r.matches {
+            let pitch = m
+                .pitch_cents
+                .map(|c| format!(" pitch {c:+.0} cents"))
+                .unwrap_or_default();
+            let sha = m.ref_sha256.get(..SHORT_SHA).unwrap_or(&m.ref_sha256);
+            let meta = if m.meta.is_empty() {
+                String::new()
+            } else {
+                format!(" {{{}}}", meta_text(&m.meta))
+            };
+            writeln!(
+                self.out,
+                "{path}: {} [{}] upload {}–{} = reference {}–{} speed {:.3}{pitch} score {} confidence {:.4} ref {}{}",
+                paint("1;31", &escape_controls(&m.title)),
+                m.ref_id,
+                clock(m.query_start_s),
+                clock(m.query_end_s),
+                clock(m.ref_start_s),
+                clock(m.ref_end_s),
+                m.speed,
+                m.score,
+                m.confidence,
+                escape_controls(sha),
+                escape_controls(&meta),
+            )?;
+        }
+        Ok(())
     }
 
     /// Ends the output.
@@ -149,8 +234,27 @@ impl<W: Write> ScanWriter<W> {
         if self.format == Format::Json {
             writeln!(self.out, "{}", if self.first { "[]" } else { "\n]" })?;
         }
+        if self.format == Format::Csv && self.first {
+            writeln!(self.out, "{CSV_HEADER}")?;
+        }
         self.out.flush()
     }
+}
+
+/// Metadata as `key=value` pairs separated by spaces; a value holding a space, a quote or a
+/// brace is quoted (`licence="MIT OR Apache-2.0"`), so the pairs can be told apart.
+pub fn meta_text(meta: &Metadata) -> String {
+    let pairs: Vec<String> = meta
+        .iter()
+        .map(|(k, v)| {
+            if v.is_empty() || v.contains([' ', '"', '{', '}', '\\']) {
+                format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
+            } else {
+                format!("{k}={v}")
+            }
+        })
+        .collect();
+    pairs.join(" ")
 }
 
 /// What a scan did, printed on stderr after every scan (and written as JSON with

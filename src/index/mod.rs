@@ -21,6 +21,84 @@ pub use sqlite::SqliteStore;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct TrackId(pub i64);
 
+/// How a user names a track: its local id (which differs between an index and one its pack was
+/// imported into), or its content SHA-256 or a prefix of it (the same everywhere).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrackRef {
+    /// A local id, as `list` shows it.
+    Id(TrackId),
+    /// A SHA-256, or a prefix of at least [`TrackRef::MIN_PREFIX`] hex digits, lowercase.
+    Sha(String),
+}
+
+impl TrackRef {
+    /// Fewest hex digits of a SHA-256 prefix: shorter ones would clash in a large index, and
+    /// a number shorter than this is taken as an id.
+    pub const MIN_PREFIX: usize = 8;
+}
+
+impl std::str::FromStr for TrackRef {
+    type Err = String;
+
+    /// A number of fewer than 8 digits is an id; 8 to 64 hex digits (optionally after
+    /// `sha256:`) a SHA-256 prefix.
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let t = s.trim();
+        let (hex, explicit) = match t.strip_prefix("sha256:") {
+            Some(rest) => (rest, true),
+            None => (t, false),
+        };
+        let is_hex = !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit());
+        if !explicit && hex.len() < Self::MIN_PREFIX && hex.chars().all(|c| c.is_ascii_digit()) {
+            if let Ok(id) = hex.parse::<i64>() {
+                return Ok(TrackRef::Id(TrackId(id)));
+            }
+        }
+        if is_hex && (Self::MIN_PREFIX..=64).contains(&hex.len()) {
+            return Ok(TrackRef::Sha(hex.to_ascii_lowercase()));
+        }
+        Err(format!(
+            "expected a track id (a number, see `nasheed list`) or a SHA-256 or a prefix of it of at least {} hex digits, got {s}",
+            Self::MIN_PREFIX
+        ))
+    }
+}
+
+impl std::fmt::Display for TrackRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TrackRef::Id(id) => write!(f, "{}", id.0),
+            TrackRef::Sha(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+/// The track `r` names in `store`. A prefix must name exactly one track; a string of 8 or more
+/// digits that is no SHA-256 prefix is tried as an id.
+pub fn resolve(store: &dyn Store, r: &TrackRef) -> Result<TrackId> {
+    let by_id = |id: TrackId| match store.track(id)? {
+        Some(_) => Ok(id),
+        None => Err(IndexError::NoSuchTrack(r.to_string())),
+    };
+    match r {
+        TrackRef::Id(id) => by_id(*id),
+        TrackRef::Sha(prefix) => {
+            let found = store.find_sha_prefix(prefix)?;
+            match found.as_slice() {
+                [one] => Ok(*one),
+                [] => match prefix.parse::<i64>() {
+                    Ok(id) if prefix.chars().all(|c| c.is_ascii_digit()) => by_id(TrackId(id)),
+                    _ => Err(IndexError::NoSuchTrack(r.to_string())),
+                },
+                many => Err(IndexError::AmbiguousPrefix {
+                    prefix: prefix.clone(),
+                    ids: many.to_vec(),
+                }),
+            }
+        }
+    }
+}
+
 /// Free-form metadata of a track (group, language, source, tags, notes...): text, never interpreted.
 pub type Metadata = BTreeMap<String, String>;
 
@@ -83,7 +161,7 @@ pub enum IndexError {
     #[error("index database: {0}")]
     Db(#[from] rusqlite::Error),
     /// The index was built with other fingerprint parameters.
-    #[error("index {path} was built with fingerprint parameters {stored}, this build uses {current}: re-index, or use a matching build")]
+    #[error("index {path} was built with fingerprint parameters {stored}, this build uses {current}: re-index, or use a matching build (`list`, `stats` and `export` still read it)")]
     ParamsMismatch {
         /// Index path.
         path: PathBuf,
@@ -120,6 +198,33 @@ pub enum IndexError {
     /// Stored metadata or peaks of a track do not decode.
     #[error("corrupt stored data of track {0}")]
     CorruptTrack(i64),
+    /// No track has this id or SHA-256 (prefix).
+    #[error("no track {0} (see `nasheed list`)")]
+    NoSuchTrack(String),
+    /// A SHA-256 prefix names more than one track.
+    #[error(
+        "SHA-256 prefix {prefix} is ambiguous: it names tracks {}; give more digits",
+        list_ids(ids)
+    )]
+    AmbiguousPrefix {
+        /// The prefix.
+        prefix: String,
+        /// The tracks it names (the first few).
+        ids: Vec<TrackId>,
+    },
+    /// The index file cannot be created or opened for writing; says why in plain words.
+    #[error("{}: {reason}", path.display())]
+    CannotOpen {
+        /// The index path.
+        path: PathBuf,
+        /// Why, and what to do.
+        reason: String,
+    },
+}
+
+fn list_ids(ids: &[TrackId]) -> String {
+    let v: Vec<String> = ids.iter().map(|i| i.0.to_string()).collect();
+    v.join(", ")
 }
 
 /// Result alias of this module.
@@ -145,6 +250,18 @@ pub trait Store {
     fn peaks(&self, id: TrackId) -> Result<Vec<Peak>>;
     /// The track with this content hash, if indexed.
     fn find_sha(&self, sha256: &str) -> Result<Option<TrackId>>;
+    /// The tracks whose SHA-256 starts with `prefix` (lowercase hex), by id; at most a few.
+    fn find_sha_prefix(&self, prefix: &str) -> Result<Vec<TrackId>> {
+        let mut ids: Vec<TrackId> = self
+            .tracks()?
+            .into_iter()
+            .filter(|t| t.sha256.starts_with(prefix))
+            .map(|t| t.id)
+            .take(SHA_PREFIX_LIMIT)
+            .collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
     /// Calls `hit(hash, track, frame)` for every stored occurrence of each of `hashes`.
     fn lookup(&self, hashes: &[u32], hit: &mut dyn FnMut(u32, TrackId, u32)) -> Result<()>;
     /// One track.
@@ -153,12 +270,19 @@ pub trait Store {
     fn tracks(&self) -> Result<Vec<TrackInfo>>;
     /// Removes a track and its hashes; false if it did not exist.
     fn remove(&mut self, id: TrackId) -> Result<bool>;
+    /// Replaces the titles and metadata of tracks, all in one transaction (fingerprints stay as
+    /// they are); returns how many tracks exist among those named.
+    fn set_info(&mut self, edits: &[(TrackId, String, Metadata)]) -> Result<usize>;
     /// Totals.
     fn stats(&self) -> Result<Stats>;
     /// Rewrites the store without the slack that inserts spread over the whole key space leave
     /// in it (smaller and deterministic in size; costs a pass over the store).
     fn compact(&mut self) -> Result<()>;
 }
+
+/// Most tracks [`Store::find_sha_prefix`] returns: two already make a prefix ambiguous, a few
+/// more tell the user which.
+pub const SHA_PREFIX_LIMIT: usize = 5;
 
 /// Packs peaks (sorted by frame) as: varint frame delta, then the bin as a varint.
 /// About 2–3 bytes a peak; the peaks let the matcher verify an alignment peak by peak.
@@ -216,6 +340,21 @@ pub fn get_varint(data: &mut &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn track_refs_parse_ids_and_sha_prefixes_and_refuse_short_ones() {
+        let parse = |s: &str| s.parse::<TrackRef>();
+        assert_eq!(parse("42"), Ok(TrackRef::Id(TrackId(42))));
+        assert_eq!(parse("DEADBEEF"), Ok(TrackRef::Sha("deadbeef".into())));
+        assert_eq!(parse("12345678"), Ok(TrackRef::Sha("12345678".into())));
+        assert_eq!(
+            parse("sha256:00ff00ff"),
+            Ok(TrackRef::Sha("00ff00ff".into()))
+        );
+        for bad in ["dead", "sha256:12", "xyz", "", &"a".repeat(65), "-1"] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn peaks_round_trip_and_reject_garbage() {

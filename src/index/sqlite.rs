@@ -52,6 +52,9 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE peaks (track INTEGER PRIMARY KEY, data BLOB NOT NULL);",
 ];
 
+/// Schema version this build writes and reads (`PRAGMA user_version` after all migrations).
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
 /// `PRAGMA application_id` of every index ("NSHD"): tells a nasheed index from another
 /// program's SQLite file before anything is written. Indexes made before it was stamped are
 /// recognised by their tables, and stamped when next opened for writing.
@@ -152,8 +155,8 @@ impl SqliteStore {
     /// it, an existing one must match it. Another program's SQLite file is refused before
     /// anything is written to it.
     pub fn open(path: &Path, params_id: &str) -> Result<Self> {
-        let conn = Connection::open(path)?;
-        Self::init(conn, path, params_id, Access::Create)
+        let conn = Connection::open(path).map_err(|e| why_not_open(path, e))?;
+        Self::init(conn, path, Some(params_id), Access::Create)
     }
 
     /// Opens an existing index for writing (`remove`); fails with [`IndexError::Missing`] if
@@ -165,13 +168,25 @@ impl SqliteStore {
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        Self::init(conn, path, params_id, Access::Write)
+        )
+        .map_err(|e| why_not_open(path, e))?;
+        Self::init(conn, path, Some(params_id), Access::Write)
     }
 
     /// Opens an existing index for reading only: the file is never created, converted or
     /// written (a foreign SQLite file stays as it was, in its own journal mode).
     pub fn open_read_only(path: &Path, params_id: &str) -> Result<Self> {
+        Self::open_reading(path, Some(params_id))
+    }
+
+    /// Opens an existing index read-only whatever fingerprint parameters built it, so an index
+    /// from another version can still be listed and exported; [`Store::params_id`] is then the
+    /// index's own id. Scanning with it would mix hashes made differently: the caller compares.
+    pub fn open_to_inspect(path: &Path) -> Result<Self> {
+        Self::open_reading(path, None)
+    }
+
+    fn open_reading(path: &Path, params_id: Option<&str>) -> Result<Self> {
         if !path.is_file() {
             return Err(IndexError::Missing(path.to_path_buf()));
         }
@@ -187,12 +202,18 @@ impl SqliteStore {
         Self::init(
             Connection::open_in_memory()?,
             Path::new(":memory:"),
-            params_id,
+            Some(params_id),
             Access::Create,
         )
     }
 
-    fn init(mut conn: Connection, path: &Path, params_id: &str, access: Access) -> Result<Self> {
+    /// `params_id` is `None` only to inspect ([`Access::Read`]): any recorded id is taken.
+    fn init(
+        mut conn: Connection,
+        path: &Path,
+        params_id: Option<&str>,
+        access: Access,
+    ) -> Result<Self> {
         conn.busy_timeout(Duration::from_secs(60))?;
         // Who the file belongs to is settled first: nothing below may touch another program's.
         let kind = identify(&conn).map_err(|e| match e {
@@ -230,7 +251,7 @@ impl SqliteStore {
         if access != Access::Read {
             // The schema first, then WAL: a new file switched to WAL before it has a first page
             // can be seen by a second process as empty and set up again.
-            migrate(&mut conn, params_id)?;
+            migrate(&mut conn, params_id.unwrap_or_default())?;
             // journal_mode returns a row; WAL is not available for in-memory databases ("memory").
             let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
             conn.execute_batch("PRAGMA synchronous=NORMAL;")?;
@@ -243,26 +264,26 @@ impl SqliteStore {
                 |r| r.get(0),
             )
             .optional()?;
-        match stored {
-            Some(s) if s == params_id => {}
-            Some(s) => {
+        let params_id = match (stored, params_id) {
+            (Some(s), Some(p)) if s != p => {
                 return Err(IndexError::ParamsMismatch {
                     path: path.to_path_buf(),
                     stored: s,
-                    current: params_id.to_string(),
+                    current: p.to_string(),
                 })
             }
-            None => {
+            (Some(s), _) => s,
+            (None, _) => {
                 return Err(IndexError::NotAnIndex {
                     path: path.to_path_buf(),
                     what: "no fingerprint-parameter id recorded".into(),
                 })
             }
-        }
+        };
         Ok(SqliteStore {
             conn,
             path: path.to_path_buf(),
-            params_id: params_id.to_string(),
+            params_id,
         })
     }
 
@@ -290,6 +311,42 @@ impl SqliteStore {
     fn finish_info((mut info, meta): (TrackInfo, String)) -> Result<TrackInfo> {
         info.meta = serde_json::from_str(&meta).map_err(|_| IndexError::CorruptTrack(info.id.0))?;
         Ok(info)
+    }
+}
+
+/// Says in plain words why SQLite could not open `path` for writing (its own message names the
+/// path twice and gives a numeric code); other errors pass through.
+fn why_not_open(path: &Path, e: rusqlite::Error) -> IndexError {
+    let cannot_open = matches!(&e, rusqlite::Error::SqliteFailure(f, _)
+        if f.code == rusqlite::ErrorCode::CannotOpen || f.code == rusqlite::ErrorCode::ReadOnly
+            || f.code == rusqlite::ErrorCode::PermissionDenied);
+    if !cannot_open {
+        return e.into();
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let reason = if !parent.exists() {
+        format!(
+            "directory {} does not exist (create it first, or choose another path)",
+            parent.display()
+        )
+    } else if !parent.is_dir() {
+        format!("{} is not a directory", parent.display())
+    } else if path.is_dir() {
+        "is a directory, not an index file".to_string()
+    } else if path.exists() {
+        "cannot be opened for writing (permissions, or a read-only file system)".to_string()
+    } else {
+        format!(
+            "cannot create a file in {} (permissions, or a read-only file system)",
+            parent.display()
+        )
+    };
+    IndexError::CannotOpen {
+        path: path.to_path_buf(),
+        reason,
     }
 }
 
@@ -412,6 +469,19 @@ impl Store for SqliteStore {
             .map(TrackId))
     }
 
+    fn find_sha_prefix(&self, prefix: &str) -> Result<Vec<TrackId>> {
+        // Hex digits sort below 'g': every SHA starting with the prefix lies in [prefix, prefix+'g'),
+        // a range the UNIQUE index on sha256 answers without a scan.
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT id FROM {TRACKS} WHERE sha256 >= ?1 AND sha256 < ?2 ORDER BY id LIMIT ?3"
+        ))?;
+        let ids = st.query_map(
+            params![prefix, format!("{prefix}g"), super::SHA_PREFIX_LIMIT as i64],
+            |r| r.get(0).map(TrackId),
+        )?;
+        Ok(ids.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn lookup(&self, hashes: &[u32], hit: &mut dyn FnMut(u32, TrackId, u32)) -> Result<()> {
         if hashes.is_empty() {
             return Ok(());
@@ -463,6 +533,24 @@ impl Store for SqliteStore {
         tx.execute(&format!("DELETE FROM {PEAKS} WHERE track = ?1"), [id.0])?;
         tx.commit()?;
         Ok(n > 0)
+    }
+
+    fn set_info(&mut self, edits: &[(TrackId, String, Metadata)]) -> Result<usize> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut n = 0;
+        {
+            let mut st = tx.prepare_cached(&format!(
+                "UPDATE {TRACKS} SET title = ?1, meta = ?2 WHERE id = ?3"
+            ))?;
+            for (id, title, meta) in edits {
+                let meta = serde_json::to_string(meta).unwrap_or_else(|_| "{}".into());
+                n += st.execute(params![title, meta, id.0])?;
+            }
+        }
+        tx.commit()?;
+        Ok(n)
     }
 
     fn stats(&self) -> Result<Stats> {
