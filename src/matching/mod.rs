@@ -76,26 +76,24 @@ impl Default for MatchParams {
 /// hashes tolerate (about ±0.5 % in frequency, ±1.5 % in time; docs/EVASION.md). Speeds step
 /// linearly so that the round factors editing apps offer (0.8×, 1.25×) lie on the grid.
 pub fn default_warps() -> Vec<Warp> {
+    // Steps k = lo..=hi around the identity (k = 0, tried once, first).
+    let steps = |lo: i32, hi: i32| (lo..=hi).filter(|&k| k != 0).map(f64::from);
     let mut warps = vec![Warp::IDENTITY];
-    let around_one = |n: i32, step: f64| {
-        (-n..=n)
-            .filter(|&k| k != 0)
-            .map(move |k| 1.0 + k as f64 * step)
-    };
-    for s in (-23..=33)
-        .filter(|&k| k != 0)
-        .map(|k| 1.0 + k as f64 * 0.01)
-    {
+    for k in steps(-23, 33) {
+        let s = 1.0 + 0.01 * k;
         warps.push(Warp { time: s, freq: s });
     }
-    for k in (-22..=22).filter(|&k| k != 0) {
+    for k in steps(-22, 22) {
         warps.push(Warp {
             time: 1.0,
-            freq: 2f64.powf(k as f64 * 15.0 / 1200.0),
+            freq: 2f64.powf(k * 15.0 / 1200.0),
         });
     }
-    for t in around_one(9, 0.03) {
-        warps.push(Warp { time: t, freq: 1.0 });
+    for k in steps(-9, 9) {
+        warps.push(Warp {
+            time: 1.0 + 0.03 * k,
+            freq: 1.0,
+        });
     }
     warps
 }
