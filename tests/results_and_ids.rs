@@ -436,7 +436,14 @@ fn version_names_the_fingerprint_id_and_the_schema_version() {
     let line = stdout(&out);
     let id = nasheed::fingerprint::FingerprintParams::default().id();
     assert!(line.starts_with("nasheed "), "{line}");
-    assert!(line.contains(&id) && line.contains("schema 1"), "{line}");
+    assert!(
+        line.contains(&id)
+            && line.contains(&format!(
+                "schema {}",
+                nasheed::index::sqlite::SCHEMA_VERSION
+            )),
+        "{line}"
+    );
 }
 
 #[test]

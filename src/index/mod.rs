@@ -198,6 +198,9 @@ pub enum IndexError {
     /// Stored metadata or peaks of a track do not decode.
     #[error("corrupt stored data of track {0}")]
     CorruptTrack(i64),
+    /// A hash's stored posting list does not decode (a damaged index file).
+    #[error("corrupt posting list of hash {0:#x}: the index file is damaged; rebuild it")]
+    CorruptPostings(u32),
     /// No track has this id or SHA-256 (prefix).
     #[error("no track {0} (see `nasheed list`)")]
     NoSuchTrack(String),

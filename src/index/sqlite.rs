@@ -1,11 +1,16 @@
 //! SQLite store: one file, WAL journal, one transaction per track.
 //!
 //! Design notes:
-//! - `hashes` is a `WITHOUT ROWID` table keyed by (hash, track, t): the key *is* the lookup index,
-//!   so a row costs ~17 bytes and a batch of lookups is one B-tree descent per hash. Rows are
-//!   inserted sorted, which keeps pages dense (~1 M rows/s here).
+//! - Postings live in two tables, like a two-level LSM tree. New tracks write rows into `hashes`, a
+//!   `WITHOUT ROWID` table keyed by (hash, track, t): cheap to insert and to delete, but ~15 bytes
+//!   a posting. Merges move them into `postings`, one row per hash (the rowid *is* the hash) whose
+//!   blob packs all its (track, t) pairs delta-encoded, about 3 bytes a posting, so a lookup reads
+//!   one row per hash instead of stepping through one row per posting. A lookup reads both.
+//!   A writer merges once the rows grow past a tenth of the postings (and on `compact`), so a
+//!   bulk index ends almost wholly in blobs; the blobs touched are rewritten, the rest are not.
 //! - Every track is written in its own transaction together with its `tracks` row, so a crash
-//!   loses at most the track in flight, and readers never see a half-written track.
+//!   loses at most the track in flight, and readers never see a half-written track. A merge is
+//!   one transaction too: readers see the rows or the blob, never neither or both.
 //! - WAL lets scans run while an indexer writes; a busy timeout absorbs checkpoint contention.
 //! - Schema changes are append-only migrations under `PRAGMA user_version`.
 //! - The fingerprint-parameter id lives in `meta`; opening with other parameters is refused.
@@ -24,6 +29,14 @@ const TRACKS: &str = "tracks";
 const HASHES: &str = "hashes";
 const META: &str = "meta";
 const PEAKS: &str = "peaks";
+const POSTINGS: &str = "postings";
+
+/// Rows in `hashes` below which a writer never merges on its own (a small index stays as rows
+/// until `compact`; merging is worth it where lookups step through many rows).
+const MERGE_MIN_ROWS: u64 = 500_000;
+/// A writer merges once the rows exceed this share of all postings: each merge rewrites about
+/// that many blobs' worth, so merging costs a bounded multiple of the index's growth.
+const MERGE_SHARE: f64 = 0.1;
 
 /// Hashes per lookup statement (the `IN (...)` list); the last batch is padded to this size so
 /// one prepared statement serves every batch.
@@ -50,6 +63,8 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (hash, track, t)
      ) WITHOUT ROWID;
      CREATE TABLE peaks (track INTEGER PRIMARY KEY, data BLOB NOT NULL);",
+    // 2: posting blobs, one row per hash (see the module docs); `hashes` keeps recent tracks.
+    "CREATE TABLE postings (hash INTEGER PRIMARY KEY, data BLOB NOT NULL);",
 ];
 
 /// Schema version this build writes and reads (`PRAGMA user_version` after all migrations).
@@ -147,6 +162,11 @@ pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
     params_id: String,
+    /// Whether the `postings` table exists (an index of schema 1 opened read-only has none).
+    blobs: bool,
+    /// Rows in `hashes` as this handle last knew them (counted once, then kept up to date by its
+    /// own writes; another process's rows are found at the next merge).
+    unmerged: Option<u64>,
 }
 
 impl SqliteStore {
@@ -280,10 +300,20 @@ impl SqliteStore {
                 })
             }
         };
+        let blobs = conn
+            .query_row(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [POSTINGS],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
         Ok(SqliteStore {
             conn,
             path: path.to_path_buf(),
             params_id,
+            blobs,
+            unmerged: None,
         })
     }
 
@@ -380,10 +410,162 @@ fn insert_track(
     Ok(TrackId(id))
 }
 
+/// Column `i` of `r` as a blob, borrowed.
+fn blob_at<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r [u8]> {
+    r.get_ref(i)?.as_blob().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Blob, Box::new(e))
+            .into()
+    })
+}
+
+/// Rewrites every posting blob that holds `track` without it (a blob left empty is deleted).
+/// Blobs are keyed by hash, so this reads them all: removal is rare, lookups are not.
+fn remove_from_blobs(tx: &rusqlite::Transaction<'_>, track: i64) -> Result<()> {
+    let mut changed: Vec<(u32, Vec<(i64, u32)>)> = Vec::new();
+    {
+        let mut st = tx.prepare(&format!("SELECT hash, data FROM {POSTINGS}"))?;
+        let mut rows = st.query([])?;
+        let mut postings = Vec::new();
+        while let Some(r) = rows.next()? {
+            let hash: u32 = r.get(0)?;
+            postings.clear();
+            decode_postings(blob_at(r, 1)?, &mut postings)
+                .ok_or(IndexError::CorruptPostings(hash))?;
+            if postings.iter().any(|p| p.0 == track) {
+                postings.retain(|p| p.0 != track);
+                changed.push((hash, postings.clone()));
+            }
+        }
+    }
+    let mut write = tx.prepare_cached(&format!(
+        "INSERT OR REPLACE INTO {POSTINGS} (hash, data) VALUES (?1, ?2)"
+    ))?;
+    let mut delete = tx.prepare_cached(&format!("DELETE FROM {POSTINGS} WHERE hash = ?1"))?;
+    for (hash, postings) in changed {
+        match postings.is_empty() {
+            true => delete.execute([hash])?,
+            false => write.execute(params![hash, encode_postings(&postings)])?,
+        };
+    }
+    Ok(())
+}
+
 /// The id of the track with this content hash, read inside `tx`.
 fn sha_in(tx: &rusqlite::Transaction<'_>, sha256: &str) -> Result<Option<i64>> {
     let mut st = tx.prepare_cached(&format!("SELECT id FROM {TRACKS} WHERE sha256 = ?1"))?;
     Ok(st.query_row([sha256], |r| r.get(0)).optional()?)
+}
+
+/// Packs one hash's postings, sorted by (track, t), as varints: the count, then per posting the
+/// track's difference from the previous posting's track and the frame (a difference from the
+/// previous frame within one track). About 3 bytes a posting.
+fn encode_postings(postings: &[(i64, u32)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2 + postings.len() * 3);
+    super::put_varint(&mut out, postings.len() as u64);
+    let (mut track, mut t) = (0i64, 0u32);
+    for &(tr, f) in postings {
+        let dtrack = (tr - track) as u64;
+        super::put_varint(&mut out, dtrack);
+        super::put_varint(&mut out, if dtrack == 0 { f - t } else { f } as u64);
+        (track, t) = (tr, f);
+    }
+    out
+}
+
+/// Inverse of [`encode_postings`], appending to `out`; `None` if the bytes are malformed.
+fn decode_postings(mut data: &[u8], out: &mut Vec<(i64, u32)>) -> Option<()> {
+    let n = super::get_varint(&mut data)?;
+    // A count the bytes cannot hold is corruption, not a reason to reserve memory.
+    if n > data.len() as u64 {
+        return None;
+    }
+    out.reserve(n as usize);
+    let (mut track, mut t) = (0i64, 0u32);
+    for _ in 0..n {
+        let dtrack = super::get_varint(&mut data)?;
+        let f = u32::try_from(super::get_varint(&mut data)?).ok()?;
+        if dtrack == 0 {
+            t = t.checked_add(f)?;
+        } else {
+            track = track.checked_add(i64::try_from(dtrack).ok()?)?;
+            t = f;
+        }
+        out.push((track, t));
+    }
+    data.is_empty().then_some(())
+}
+
+/// Moves every row of `hashes` into the posting blobs, inside `tx`; returns the rows moved.
+fn merge_rows(tx: &rusqlite::Transaction<'_>) -> Result<u64> {
+    let mut read = tx.prepare(&format!(
+        "SELECT hash, track, t FROM {HASHES} ORDER BY hash, track, t"
+    ))?;
+    let mut blob = tx.prepare_cached(&format!("SELECT data FROM {POSTINGS} WHERE hash = ?1"))?;
+    let mut write = tx.prepare_cached(&format!(
+        "INSERT OR REPLACE INTO {POSTINGS} (hash, data) VALUES (?1, ?2)"
+    ))?;
+    let mut flush = |hash: u32, new: &mut Vec<(i64, u32)>| -> Result<()> {
+        let old: Option<Vec<u8>> = blob.query_row([hash], |r| r.get(0)).optional()?;
+        if let Some(old) = old {
+            decode_postings(&old, new).ok_or(IndexError::CorruptPostings(hash))?;
+        }
+        new.sort_unstable();
+        new.dedup();
+        write.execute(params![hash, encode_postings(new)])?;
+        new.clear();
+        Ok(())
+    };
+    let (mut moved, mut current, mut group) = (0u64, None, Vec::new());
+    let mut rows = read.query([])?;
+    while let Some(r) = rows.next()? {
+        let hash: u32 = r.get(0)?;
+        if current.is_some_and(|c| c != hash) {
+            flush(current.unwrap_or_default(), &mut group)?;
+        }
+        current = Some(hash);
+        group.push((r.get(1)?, r.get(2)?));
+        moved += 1;
+    }
+    if let Some(c) = current {
+        flush(c, &mut group)?;
+    }
+    drop(rows);
+    tx.execute(&format!("DELETE FROM {HASHES}"), [])?;
+    Ok(moved)
+}
+
+impl SqliteStore {
+    /// Notes `rows` new rows in `hashes` and merges them into the blobs once they are many.
+    fn grew(&mut self, rows: u64) -> Result<()> {
+        let unmerged = match self.unmerged {
+            Some(n) => n + rows,
+            None => self
+                .conn
+                .query_row(&format!("SELECT COUNT(*) FROM {HASHES}"), [], |r| {
+                    r.get::<_, i64>(0)
+                })? as u64,
+        };
+        self.unmerged = Some(unmerged);
+        if !self.blobs || unmerged < MERGE_MIN_ROWS {
+            return Ok(());
+        }
+        let total = self.stats()?.hashes;
+        if (unmerged as f64) >= MERGE_SHARE * total as f64 {
+            self.merge()?;
+        }
+        Ok(())
+    }
+
+    /// Moves every posting row into the blobs in one write transaction.
+    fn merge(&mut self) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        merge_rows(&tx)?;
+        tx.commit()?;
+        self.unmerged = Some(0);
+        Ok(())
+    }
 }
 
 const TRACK_COLUMNS: &str = "id, path, sha256, title, meta, duration_s, n_hashes, indexed_at";
@@ -404,6 +586,7 @@ impl Store for SqliteStore {
         }
         let id = insert_track(&tx, track, prints)?;
         tx.commit()?;
+        self.grew(prints.landmarks.len() as u64)?;
         Ok(id)
     }
 
@@ -412,16 +595,18 @@ impl Store for SqliteStore {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let (mut added, mut skipped) = (0, 0);
+        let (mut added, mut skipped, mut rows) = (0, 0, 0);
         for (track, prints) in tracks {
             if sha_in(&tx, &track.sha256)?.is_some() {
                 skipped += 1;
             } else {
                 insert_track(&tx, track, prints)?;
                 added += 1;
+                rows += prints.landmarks.len() as u64;
             }
         }
         tx.commit()?;
+        self.grew(rows)?;
         Ok((added, skipped))
     }
 
@@ -444,6 +629,28 @@ impl Store for SqliteStore {
                     });
                 }
             }
+        }
+        if self.blobs {
+            let mut st = self
+                .conn
+                .prepare(&format!("SELECT hash, data FROM {POSTINGS}"))?;
+            let mut rows = st.query([])?;
+            let mut postings = Vec::new();
+            while let Some(r) = rows.next()? {
+                let hash: u32 = r.get(0)?;
+                postings.clear();
+                decode_postings(blob_at(r, 1)?, &mut postings)
+                    .ok_or(IndexError::CorruptPostings(hash))?;
+                for &(track, frame) in &postings {
+                    if let Some(v) = out.get_mut(&TrackId(track)) {
+                        v.push(Landmark { hash, frame });
+                    }
+                }
+            }
+        }
+        // The order a freshly indexed track has, wherever its postings are kept.
+        for v in out.values_mut() {
+            v.sort_unstable_by_key(|l| (l.hash, l.frame));
         }
         Ok(out)
     }
@@ -488,19 +695,45 @@ impl Store for SqliteStore {
         }
         let marks = vec!["?"; LOOKUP_BATCH].join(",");
         let sql = format!("SELECT hash, track, t FROM {HASHES} WHERE hash IN ({marks})");
+        let blob_sql = format!("SELECT hash, data FROM {POSTINGS} WHERE hash IN ({marks})");
         // One read transaction for all batches: a consistent snapshot even while a writer commits.
         let tx = self.conn.unchecked_transaction()?;
         {
             let mut st = tx.prepare_cached(&sql)?;
+            let mut blobs = match self.blobs {
+                true => Some(tx.prepare_cached(&blob_sql)?),
+                false => None,
+            };
             let mut batch = [0u32; LOOKUP_BATCH];
+            // Postings of the batch by hash, from both tables, handed on grouped by hash.
+            let mut found: HashMap<u32, Vec<(i64, u32)>> = HashMap::new();
             for chunk in hashes.chunks(LOOKUP_BATCH) {
                 batch[..chunk.len()].copy_from_slice(chunk);
                 // Pad with a repeat: IN-lists ignore duplicates.
                 let last = chunk[chunk.len() - 1];
                 batch[chunk.len()..].fill(last);
+                if let Some(b) = blobs.as_mut() {
+                    let mut rows = b.query(rusqlite::params_from_iter(batch.iter()))?;
+                    while let Some(r) = rows.next()? {
+                        let hash: u32 = r.get(0)?;
+                        let data = blob_at(r, 1)?;
+                        decode_postings(data, found.entry(hash).or_default())
+                            .ok_or(IndexError::CorruptPostings(hash))?;
+                    }
+                }
                 let mut rows = st.query(rusqlite::params_from_iter(batch.iter()))?;
                 while let Some(r) = rows.next()? {
-                    hit(r.get(0)?, TrackId(r.get(1)?), r.get(2)?);
+                    found
+                        .entry(r.get(0)?)
+                        .or_default()
+                        .push((r.get(1)?, r.get(2)?));
+                }
+                let mut keys: Vec<u32> = found.keys().copied().collect();
+                keys.sort_unstable();
+                for h in keys {
+                    for (track, t) in found.remove(&h).unwrap_or_default() {
+                        hit(h, TrackId(track), t);
+                    }
                 }
             }
         }
@@ -531,6 +764,9 @@ impl Store for SqliteStore {
         let n = tx.execute(&format!("DELETE FROM {TRACKS} WHERE id = ?1"), [id.0])?;
         tx.execute(&format!("DELETE FROM {HASHES} WHERE track = ?1"), [id.0])?;
         tx.execute(&format!("DELETE FROM {PEAKS} WHERE track = ?1"), [id.0])?;
+        if self.blobs && n > 0 {
+            remove_from_blobs(&tx, id.0)?;
+        }
         tx.commit()?;
         Ok(n > 0)
     }
@@ -571,6 +807,9 @@ impl Store for SqliteStore {
     }
 
     fn compact(&mut self) -> Result<()> {
+        if self.blobs {
+            self.merge()?;
+        }
         // VACUUM goes through the WAL; the checkpoint hands the space back to the file system.
         self.conn.execute_batch("VACUUM")?;
         self.conn
@@ -674,6 +913,117 @@ mod tests {
             .unwrap();
         assert_eq!(hits, vec![(7, b, 10)]);
         assert_eq!(s.stats().unwrap().tracks, 1);
+    }
+
+    /// Every (hash, track, frame) the store returns for `hashes`, sorted.
+    fn all_rows(s: &SqliteStore, hashes: &[u32]) -> Vec<(u32, TrackId, u32)> {
+        let mut v = Vec::new();
+        s.lookup(hashes, &mut |h, t, f| v.push((h, t, f))).unwrap();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn postings_round_trip_and_reject_garbage() {
+        let lists: [&[(i64, u32)]; 4] = [
+            &[],
+            &[(1, 0)],
+            &[(1, 5), (1, 9), (3, 2), (3, 2_000_000), (70_000, 1)],
+            &[(5, 4_000_000_000), (6, 0)],
+        ];
+        for list in lists {
+            let bytes = encode_postings(list);
+            let mut back = Vec::new();
+            assert_eq!(decode_postings(&bytes, &mut back), Some(()));
+            assert_eq!(back, list);
+        }
+        let good = encode_postings(&[(1, 5), (2, 9)]);
+        for bad in [
+            &good[..good.len() - 1],
+            &[0xff; 12][..],
+            &[200, 1][..],
+            &[1, 1, 1, 9][..],
+        ] {
+            assert_eq!(decode_postings(bad, &mut Vec::new()), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn merged_blobs_answer_as_rows_did_and_removal_reaches_them() {
+        let mut s = SqliteStore::in_memory("p").unwrap();
+        let mut ids = Vec::new();
+        for t in 0..6u32 {
+            // Hashes shared between tracks, and one repeated inside a track.
+            let pairs: Vec<(u32, u32)> = (0..300u32).map(|i| ((i * 7 + t) % 97, i)).collect();
+            ids.push(
+                s.add_track(&track(&format!("t{t}")), &prints(&pairs))
+                    .unwrap(),
+            );
+        }
+        let hashes: Vec<u32> = (0..100).collect();
+        let rows = all_rows(&s, &hashes);
+        let marks = s.landmarks(&ids).unwrap();
+        s.compact().unwrap();
+        let in_rows: i64 = s
+            .conn
+            .query_row("SELECT COUNT(*) FROM hashes", [], |r| r.get(0))
+            .unwrap();
+        let blobs: i64 = s
+            .conn
+            .query_row("SELECT COUNT(*) FROM postings", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!((in_rows, blobs), (0, 97));
+        assert_eq!(all_rows(&s, &hashes), rows);
+        assert_eq!(s.landmarks(&ids).unwrap(), marks);
+        // A track added after the merge is found beside the blobs, and a second merge keeps both.
+        let late = s
+            .add_track(&track("late"), &prints(&[(3, 1), (500, 2)]))
+            .unwrap();
+        let mut expected = rows.clone();
+        expected.extend([(3, late, 1), (500, late, 2)]);
+        expected.sort();
+        let with_500: Vec<u32> = hashes.iter().copied().chain([500]).collect();
+        assert_eq!(all_rows(&s, &with_500), expected);
+        s.compact().unwrap();
+        assert_eq!(all_rows(&s, &with_500), expected);
+        // Removing a merged track takes it out of every blob; a blob left empty goes.
+        assert!(s.remove(ids[2]).unwrap());
+        assert!(s.remove(late).unwrap());
+        let kept: Vec<_> = rows.iter().filter(|r| r.1 != ids[2]).copied().collect();
+        assert_eq!(all_rows(&s, &with_500), kept);
+        let empty: i64 = s
+            .conn
+            .query_row("SELECT COUNT(*) FROM postings WHERE hash = 500", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(empty, 0);
+    }
+
+    #[test]
+    fn a_writer_merges_on_its_own_once_rows_are_many() {
+        let mut s = SqliteStore::in_memory("p").unwrap();
+        let per_track = 100_000u32;
+        let mut n = 0;
+        let mut hashes = Vec::new();
+        while (n as u64) * (per_track as u64) < MERGE_MIN_ROWS + per_track as u64 {
+            let pairs: Vec<(u32, u32)> = (0..per_track).map(|i| (i * 13 + n, i)).collect();
+            hashes.extend(pairs.iter().map(|p| p.0).step_by(1000));
+            s.add_track(&track(&format!("t{n}")), &prints(&pairs))
+                .unwrap();
+            n += 1;
+        }
+        let in_rows: i64 = s
+            .conn
+            .query_row("SELECT COUNT(*) FROM hashes", [], |r| r.get(0))
+            .unwrap();
+        assert!(
+            in_rows < MERGE_MIN_ROWS as i64,
+            "{in_rows} rows never merged"
+        );
+        hashes.sort_unstable();
+        hashes.dedup();
+        assert!(all_rows(&s, &hashes).len() >= hashes.len());
     }
 
     #[test]
