@@ -121,17 +121,31 @@ fn stream_unguarded(
 pub struct Budget {
     /// Most decoded audio one input may hold (s); past it the input is an error.
     pub max_duration_s: f64,
+    /// Longest stretch of digital silence (every sample one value) one input may hold (s).
+    pub max_silence_s: f64,
 }
 
 impl Budget {
     /// The default: 4 hours of audio per input.
     pub const DEFAULT_MAX_DURATION_S: f64 = 4.0 * 3600.0;
+    /// The default: 10 minutes of unbroken digital silence. Recordings hold seconds of it
+    /// between tracks; a file with more is almost always a decompression bomb.
+    pub const DEFAULT_MAX_SILENCE_S: f64 = 600.0;
+
+    /// The default budget with another duration limit.
+    pub fn with_max_duration(max_duration_s: f64) -> Self {
+        Budget {
+            max_duration_s,
+            ..Budget::default()
+        }
+    }
 }
 
 impl Default for Budget {
     fn default() -> Self {
         Budget {
             max_duration_s: Self::DEFAULT_MAX_DURATION_S,
+            max_silence_s: Self::DEFAULT_MAX_SILENCE_S,
         }
     }
 }
@@ -164,8 +178,16 @@ pub fn stream_file(
         source,
     };
     let src = survive(|| SymphoniaSource::open(path)).map_err(err)?;
-    let mut src = Limited::new(src, budget.max_duration_s);
+    let mut src = Limited::new(src, budget.max_duration_s, budget.max_silence_s);
     stream_source(&mut src, params, side, sink).map_err(err)
+}
+
+/// The duration a file's container declares (s), read from its header without decoding: for
+/// progress estimates. `None` when the file is not audio or does not say.
+pub fn declared_duration_s(path: &Path) -> Option<f64> {
+    survive(|| SymphoniaSource::open(path))
+        .ok()?
+        .declared_duration_s()
 }
 
 /// SHA-256 of a file's bytes, lowercase hex (read in blocks: memory stays flat).

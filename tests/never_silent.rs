@@ -225,6 +225,144 @@ fn folder_walk_reports_every_regular_file_once_and_skips_fifos_and_loops() {
     assert_eq!((counted.matched, counted.unreadable), (3, 1));
 }
 
+/// The acceptance folder: 200 entries as an upload store holds them (matches and clean
+/// uploads, with and without extensions, corrupt and non-audio files, FIFOs, link loops, second
+/// names and two decompression bombs). Each regular file is reported exactly once, in bounded
+/// time, with the right verdict, and the summary's counts equal the test's own.
+#[cfg(unix)]
+#[test]
+fn a_folder_of_200_hostile_uploads_is_scanned_in_bounded_time_each_file_once() {
+    let s = indexed_songs("silent-200", 600..=609, 24.0);
+    let up = s.path("uploads");
+    let subs: Vec<PathBuf> = (0..5).map(|i| up.join(format!("d{i}"))).collect();
+    for d in &subs {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let dir = |i: usize| &subs[i % subs.len()];
+    let rate = 44100;
+    let refs: Vec<Vec<f32>> = (600..=609)
+        .map(|seed| nasheed::synth::song(seed, 24.0, rate))
+        .collect();
+    let others: Vec<Vec<f32>> = (700..705)
+        .map(|seed| nasheed::synth::song(seed, 30.0, rate))
+        .collect();
+    let cut = |x: &[f32], from: usize, secs: usize| {
+        x[from * rate as usize..(from + secs) * rate as usize].to_vec()
+    };
+    let mut matching = Vec::new();
+    let mut clean = Vec::new();
+    let mut unreadable = Vec::new();
+    for i in 0..80 {
+        // 50 named as clips, 30 by content hash with no extension.
+        let name = if i < 50 {
+            format!("match{i:03}.wav")
+        } else {
+            format!("{:012x}_blob", 0xabc000 + i)
+        };
+        let p = dir(i).join(name);
+        let song = &refs[i % refs.len()];
+        nasheed::synth::write_wav(&p, &cut(song, 1 + i % 12, 5 + i % 7), rate, 1).unwrap();
+        matching.push(p);
+    }
+    for i in 0..50 {
+        let name = if i % 2 == 0 {
+            format!("clean{i:03}.wav")
+        } else {
+            format!("clean{i:03}.m4v.part")
+        };
+        let p = dir(i).join(name);
+        nasheed::synth::write_wav(&p, &cut(&others[i % others.len()], i % 20, 6), rate, 1).unwrap();
+        clean.push(p);
+    }
+    for (i, source) in matching.iter().enumerate().take(25) {
+        // Garbage with an audio name, and audio headers cut off before any sample.
+        let p = dir(i).join(format!("corrupt{i:03}.mp3"));
+        if i % 2 == 0 {
+            let junk: Vec<u8> = (0..4000 + i * 37)
+                .map(|k| ((k * 2654435761usize) >> 13) as u8)
+                .collect();
+            std::fs::write(&p, junk).unwrap();
+        } else {
+            let whole = std::fs::read(source).unwrap();
+            std::fs::write(&p, &whole[..40]).unwrap();
+        }
+        unreadable.push(p);
+    }
+    for i in 0..20 {
+        let p = dir(i).join(format!("note{i:03}.txt"));
+        std::fs::write(&p, format!("not audio, file {i}\n").repeat(40)).unwrap();
+        unreadable.push(p);
+    }
+    for (i, value) in [0i16, 900].into_iter().enumerate() {
+        let p = dir(i).join(format!("bomb{i}.flac"));
+        write_flac_bomb(&p, 29.0, value);
+        unreadable.push(p);
+    }
+    let mut skipped = 0;
+    for i in 0..10 {
+        mkfifo(&dir(i).join(format!("pipe{i}")));
+        skipped += 1;
+    }
+    for (i, d) in subs.iter().enumerate() {
+        std::os::unix::fs::symlink(if i % 2 == 0 { "." } else { ".." }, d.join("loop")).unwrap();
+        skipped += 1;
+    }
+    for (i, target) in matching.iter().take(8).enumerate() {
+        std::os::unix::fs::symlink(target, dir(i + 1).join(format!("again{i}.wav"))).unwrap();
+        skipped += 1;
+    }
+    let regular = matching.len() + clean.len() + unreadable.len();
+    assert_eq!(regular + skipped, 200);
+
+    let summary = s.path("summary.json");
+    let sj = ps(&summary);
+    let out = run_bounded(
+        &s.db(),
+        &["scan", "--format", "jsonl", "--summary-json", &sj, &ps(&up)],
+    );
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let recs = parse_jsonl(&out.stdout);
+    assert_eq!(recs.len(), regular);
+    let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+    let mut seen: Vec<u64> = recs.iter().map(|r| inode(Path::new(&r.path))).collect();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len(), regular, "a file reported twice");
+    let verdict = |p: &Path| {
+        let r = recs
+            .iter()
+            .find(|r| inode(Path::new(&r.path)) == inode(p))
+            .unwrap_or_else(|| panic!("{} not reported", p.display()));
+        (r.error.is_some(), r.matches.len())
+    };
+    for p in &matching {
+        assert_eq!(verdict(p), (false, 1), "{}", p.display());
+    }
+    for p in &clean {
+        assert_eq!(verdict(p), (false, 0), "{}", p.display());
+    }
+    for p in &unreadable {
+        assert!(verdict(p).0, "{} has no error", p.display());
+    }
+    let got = read_summary(&summary);
+    assert_eq!(
+        (
+            got.inputs,
+            got.matched,
+            got.clean,
+            got.unreadable,
+            got.skipped
+        ),
+        (
+            regular,
+            matching.len(),
+            clean.len(),
+            unreadable.len(),
+            skipped
+        )
+    );
+}
+
 #[test]
 fn a_scan_that_found_nothing_to_read_says_so_and_exits_2() {
     let s = indexed_songs("silent-nothing", 1..=1, 10.0);
@@ -344,6 +482,230 @@ fn an_upload_longer_than_max_duration_is_an_error_and_the_batch_goes_on() {
     let bad = run_bounded(&s.db(), &["scan", "--max-duration", "0", &ps(&short)]);
     assert_eq!(code(&bad), 2);
     assert!(bad.stdout.is_empty());
+}
+
+#[test]
+fn a_decompression_bomb_of_silence_or_a_constant_stops_minutes_in_and_the_batch_goes_on() {
+    let s = indexed_songs("silent-bomb", 52..=52, 20.0);
+    // 29 hours in about a megabyte: digital silence, and a constant offset (no zero samples).
+    let silence = s.path("silence.flac");
+    write_flac_bomb(&silence, 29.0, 0);
+    let dc = s.path("dc.flac");
+    write_flac_bomb(&dc, 29.0, 1200);
+    let size = std::fs::metadata(&silence).unwrap().len();
+    assert!(size < 1_500_000, "bomb of {size} bytes");
+    let hit = s.path("hit.wav");
+    write_cut(&hit, 52, 4.0, 14.0);
+    let out = run_bounded(
+        &s.db(),
+        &[
+            "scan",
+            "--format",
+            "jsonl",
+            &ps(&silence),
+            &ps(&dc),
+            &ps(&hit),
+        ],
+    );
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let recs = parse_jsonl(&out.stdout);
+    assert_eq!(recs.len(), 3, "{recs:?}");
+    for (r, name) in recs.iter().zip([&silence, &dc]) {
+        let e = r.error.as_deref().unwrap_or_default();
+        // Stopped by the silence rule ten minutes in, not by the four-hour duration budget.
+        assert!(
+            e.contains(&ps(name)) && e.contains("digital silence from 0.0 s"),
+            "{r:?}"
+        );
+    }
+    assert_eq!(recs[2].matches.len(), 1, "{recs:?}");
+    // A reference is held to the same budget.
+    let out = run_bounded(&s.db(), &["index", &ps(&silence)]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("digital silence"), "{}", stderr(&out));
+}
+
+/// File names are bytes: one that is not UTF-8 is scanned, and its exact bytes come back.
+#[cfg(unix)]
+#[test]
+fn a_file_name_that_is_not_utf8_comes_back_byte_for_byte() {
+    use base64::Engine as _;
+    use std::os::unix::ffi::OsStrExt;
+    let s = indexed_songs("silent-non-utf8", 53..=53, 20.0);
+    let dir = s.path("uploads");
+    std::fs::create_dir(&dir).unwrap();
+    let raw: &[u8] = b"clip-\xff\xfe-\xe9t\xe9.wav";
+    let name = dir.join(std::ffi::OsStr::from_bytes(raw));
+    write_cut(&name, 53, 3.0, 13.0);
+    write_cut(&dir.join("plain.wav"), 53, 5.0, 15.0);
+    let out = run_bounded(&s.db(), &["scan", "--format", "jsonl", &ps(&dir)]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let recs = parse_jsonl(&out.stdout);
+    assert_eq!(recs.len(), 2, "{recs:?}");
+    let odd = recs
+        .iter()
+        .find(|r| r.path.contains('\u{FFFD}'))
+        .unwrap_or_else(|| panic!("{recs:?}"));
+    assert_eq!(odd.matches.len(), 1);
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(odd.path_base64.as_deref().unwrap_or_default())
+        .unwrap();
+    assert_eq!(bytes, name.as_os_str().as_bytes());
+    let plain = recs.iter().find(|r| r.path.ends_with("plain.wav")).unwrap();
+    assert_eq!(plain.path_base64, None, "only odd names carry the bytes");
+    // Named on the command line (not valid UTF-8 either), in CSV: the same column.
+    let named = |args: &[&str]| {
+        let child = Command::new(env!("CARGO_BIN_EXE_nasheed"))
+            .arg("--db")
+            .arg(s.db())
+            .args(args)
+            .arg(&name)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_bounded(child, args)
+    };
+    let out = named(&["scan", "--format", "csv"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let b64 = odd.path_base64.as_deref().unwrap_or_default();
+    let row = text.lines().nth(1).unwrap_or_default();
+    assert!(row.contains(",matched,") && row.ends_with(b64), "{text}");
+    // Such a file can be indexed as a reference too (its stored path is the lossy form).
+    let out = named(&["index"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
+/// An index shipped to scanners on a read-only mount, or in a folder the scanning user cannot
+/// write, is scanned: nothing needs to be created beside it.
+#[cfg(unix)]
+#[test]
+fn an_index_on_a_read_only_mount_is_scanned_listed_and_left_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = indexed_songs("silent-read-only", 54..=54, 20.0);
+    let clip = s.path("clip.wav");
+    write_cut(&clip, 54, 4.0, 14.0);
+    let shipped = s.path("shipped");
+    std::fs::create_dir(&shipped).unwrap();
+    std::fs::copy(s.db(), shipped.join("index.db")).unwrap();
+    let ro = s.path("ro");
+    std::fs::create_dir(&ro).unwrap();
+    let root = unsafe { libc_geteuid() } == 0;
+    // As root, permissions do not stop writes, so the test mounts the folder read-only; as any
+    // other user, a folder without write permission does the same.
+    let _guard = if root {
+        let ok = |c: &mut Command| c.status().is_ok_and(|st| st.success());
+        assert!(
+            ok(Command::new("mount").arg("--bind").arg(&shipped).arg(&ro)),
+            "cannot bind-mount"
+        );
+        let guard = Unmount(ro.clone());
+        assert!(
+            ok(Command::new("mount")
+                .args(["-o", "remount,ro,bind"])
+                .arg(&ro)),
+            "cannot remount read-only"
+        );
+        Some(guard)
+    } else {
+        std::fs::rename(&shipped, &ro).unwrap();
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+        None
+    };
+    assert!(
+        std::fs::write(ro.join("probe"), b"x").is_err(),
+        "the folder is still writable"
+    );
+    let db = ro.join("index.db");
+    let before = std::fs::read(&db).unwrap();
+    let out = run_bounded(&db, &["scan", "--format", "jsonl", &ps(&clip)]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert_eq!(parse_jsonl(&out.stdout)[0].matches.len(), 1);
+    for cmd in [&["list"][..], &["stats"][..]] {
+        let out = run_bounded(&db, cmd);
+        assert_eq!(code(&out), 0, "{cmd:?}: {}", stderr(&out));
+    }
+    // A writer says why it cannot write, in one line.
+    let out = run_bounded(&db, &["index", &ps(&clip)]);
+    assert_eq!(code(&out), 2);
+    assert_eq!(std::fs::read(&db).unwrap(), before);
+    let names: Vec<_> = std::fs::read_dir(&ro).unwrap().flatten().collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    if !root {
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+/// Runs the binary on a pseudo-terminal (util-linux `script`), as an analyst at a shell would,
+/// and returns what the terminal showed.
+#[cfg(unix)]
+fn on_a_terminal(db: &Path, args: &[&str]) -> (i32, String) {
+    let quote = |a: &str| format!("'{}'", a.replace('\'', "'\\''"));
+    let mut line = vec![
+        quote(env!("CARGO_BIN_EXE_nasheed")),
+        "--db".into(),
+        quote(&ps(db)),
+    ];
+    line.extend(args.iter().map(|a| quote(a)));
+    let child = Command::new("script")
+        .args(["-q", "-e", "-c", &line.join(" "), "/dev/null"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` runs the binary on a pseudo-terminal");
+    let out = wait_bounded(child, args);
+    (
+        code(&out),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[cfg(unix)]
+#[test]
+fn long_runs_show_progress_on_a_terminal_and_index_counts_hours_of_audio() {
+    let s = Scratch::new("silent-progress");
+    let refs = s.path("refs");
+    std::fs::create_dir(&refs).unwrap();
+    // 3 × 24 s = 0.02 h of audio.
+    for seed in 0..3u64 {
+        write_song(&refs.join(format!("r{seed}.wav")), 500 + seed, 24.0);
+    }
+    let (rc, shown) = on_a_terminal(&s.db(), &["index", &ps(&refs)]);
+    assert_eq!(rc, 0, "{shown}");
+    assert!(
+        shown.contains("files, ") && shown.contains("/0.02 h of audio"),
+        "{shown:?}"
+    );
+    let ups = s.path("uploads");
+    std::fs::create_dir(&ups).unwrap();
+    for i in 0..12u64 {
+        write_cut(&ups.join(format!("u{i:02}.wav")), 500 + i % 3, 2.0, 9.0);
+    }
+    let (rc, shown) = on_a_terminal(&s.db(), &["scan", &ps(&ups)]);
+    assert_eq!(rc, 1, "{shown}");
+    assert!(shown.contains("/12 inputs"), "{shown:?}");
+    // Every result line still reaches the terminal whole.
+    assert_eq!(shown.matches("speed 1.000").count(), 12, "{shown:?}");
+    // Off a terminal there is no bar: stderr is for errors and the summary.
+    let out = run_bounded(&s.db(), &["scan", &ps(&ups)]);
+    assert!(!stderr(&out).contains("/12 inputs"), "{}", stderr(&out));
+}
+
+/// Unmounts a test's mount when the test ends, passed or not.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
 }
 
 #[cfg(unix)]

@@ -38,6 +38,7 @@ pub struct SymphoniaSource {
     decoder: Box<dyn AudioDecoder>,
     track_id: u32,
     rate: u32,
+    declared_s: Option<f64>,
     interleaved: Vec<f32>,
     mono: Vec<f32>,
     skipped: u64,
@@ -77,17 +78,32 @@ impl SymphoniaSource {
                 other => AudioError::Unsupported(other.to_string()),
             })?;
         let (decoder, track_id, rate) = pick_track(format.as_ref())?;
+        let declared_s = format
+            .tracks()
+            .iter()
+            .find(|t| t.id == track_id)
+            .and_then(|t| t.num_frames)
+            .map(|n| n as f64 / rate as f64);
         Ok(SymphoniaSource {
             format,
             decoder,
             track_id,
             rate,
+            declared_s,
             interleaved: Vec::new(),
             mono: Vec::new(),
             skipped: 0,
             decoded_any: false,
             ended: false,
         })
+    }
+}
+
+impl SymphoniaSource {
+    /// The duration the container declares (s), before decoding; `None` when it does not say
+    /// (an MP3 without a header frame, a stream). Only an estimate: the budget is what counts.
+    pub fn declared_duration_s(&self) -> Option<f64> {
+        self.declared_s
     }
 }
 

@@ -51,6 +51,15 @@ pub enum AudioError {
     /// endless stream); decoding stopped there.
     #[error("decodes to more than {0:.0} s of audio, the limit for one input")]
     TooLong(f64),
+    /// Every sample stayed at one value (digital silence, or a constant offset) for longer than
+    /// the budget allows: the cheap sign of a decompression bomb. Decoding stopped there.
+    #[error("holds more than {limit_s:.0} s of digital silence from {from_s:.1} s on, the limit for one input (a decompression bomb?)")]
+    Silence {
+        /// The budget (s).
+        limit_s: f64,
+        /// Where the silent stretch began (s).
+        from_s: f64,
+    },
 }
 
 /// Result alias of this module.
@@ -109,20 +118,37 @@ pub fn stream_mono(
     })
 }
 
-/// A source that fails with [`AudioError::TooLong`] once it has yielded more than `max_s`
-/// seconds: one bound on decoding work, whatever the container or codec.
+/// A source held to a budget: it fails with [`AudioError::TooLong`] once it has yielded more
+/// than `max_s` seconds, and with [`AudioError::Silence`] once every sample has kept one value
+/// for more than `max_silence_s`. One bound on decoding work, whatever the container or codec;
+/// the silence check costs a comparison per sample and stops a bomb minutes in, not hours.
 pub struct Limited<S> {
     inner: S,
     max_s: f64,
     left: u64,
+    max_silence: u64,
+    /// Samples yielded so far.
+    pos: u64,
+    /// The value of the current run of equal samples, and where the run began.
+    run_value: f32,
+    run_start: u64,
 }
 
 impl<S: AudioSource> Limited<S> {
-    /// Wraps `inner`, allowing it `max_s` seconds of audio (at its own rate).
-    pub fn new(inner: S, max_s: f64) -> Self {
+    /// Wraps `inner`, allowing it `max_s` seconds of audio and `max_silence_s` seconds of one
+    /// unchanging sample value (both at its own rate).
+    pub fn new(inner: S, max_s: f64, max_silence_s: f64) -> Self {
+        let rate = inner.sample_rate() as f64;
         // Float to integer casts saturate: an infinite budget is no bound.
-        let left = (max_s.max(0.0) * inner.sample_rate() as f64) as u64;
-        Limited { inner, max_s, left }
+        Limited {
+            inner,
+            max_s,
+            left: (max_s.max(0.0) * rate) as u64,
+            max_silence: (max_silence_s.max(0.0) * rate) as u64,
+            pos: 0,
+            run_value: f32::NAN,
+            run_start: 0,
+        }
     }
 }
 
@@ -132,15 +158,43 @@ impl<S: AudioSource> AudioSource for Limited<S> {
     }
 
     fn next_block(&mut self) -> Result<Option<&[f32]>> {
-        let Limited { inner, max_s, left } = self;
-        match inner.next_block()? {
-            Some(block) if block.len() as u64 > *left => Err(AudioError::TooLong(*max_s)),
-            Some(block) => {
-                *left -= block.len() as u64;
-                Ok(Some(block))
-            }
-            None => Ok(None),
+        let rate = self.inner.sample_rate() as f64;
+        let Limited {
+            inner,
+            max_s,
+            left,
+            max_silence,
+            pos,
+            run_value,
+            run_start,
+        } = self;
+        let Some(block) = inner.next_block()? else {
+            return Ok(None);
+        };
+        if block.len() as u64 > *left {
+            return Err(AudioError::TooLong(*max_s));
         }
+        *left -= block.len() as u64;
+        // Where the run of equal samples ends in this block: the last sample that differs from
+        // its successor (or from the run carried in).
+        let mut prev = *run_value;
+        for (i, &x) in block.iter().enumerate() {
+            // Non-finite samples decode as silence later on; NaN would also never equal itself.
+            let x = if x.is_finite() { x } else { 0.0 };
+            if x != prev {
+                *run_start = *pos + i as u64;
+                prev = x;
+            }
+        }
+        *run_value = prev;
+        *pos += block.len() as u64;
+        if *pos - *run_start > *max_silence {
+            return Err(AudioError::Silence {
+                limit_s: *max_silence as f64 / rate,
+                from_s: *run_start as f64 / rate,
+            });
+        }
+        Ok(Some(block))
     }
 
     fn skipped_packets(&self) -> u64 {
@@ -189,11 +243,36 @@ mod tests {
 
     #[test]
     fn a_limited_source_stops_past_its_budget_and_passes_what_fits() {
-        let mut short = Limited::new(MemorySource::new(vec![0.1; 8000], 8000), 1.5);
+        let noise = |n: usize| (0..n).map(|i| ((i * 7919) % 101) as f32 / 101.0).collect();
+        let mut short = Limited::new(MemorySource::new(noise(8000), 8000), 1.5, 1.0);
         let info = stream_mono(&mut short, 8000, |_| {}).unwrap();
         assert!((info.duration_s - 1.0).abs() < 0.01, "{info:?}");
-        let mut long = Limited::new(MemorySource::new(vec![0.1; 8000 * 3], 8000), 1.5);
+        let mut long = Limited::new(MemorySource::new(noise(8000 * 3), 8000), 1.5, 1.0);
         let got = stream_mono(&mut long, 8000, |_| {});
         assert!(matches!(got, Err(AudioError::TooLong(_))), "{got:?}");
+    }
+
+    #[test]
+    fn a_limited_source_stops_in_a_long_stretch_of_one_value_and_passes_short_ones() {
+        let rate = 8000;
+        // Sound, then 0.9 s of zeros, sound again, then a constant offset for 2 s.
+        let mut x: Vec<f32> = (0..rate).map(|i| (i as f32 * 0.3).sin()).collect();
+        x.extend(std::iter::repeat_n(0.0, rate * 9 / 10));
+        x.extend((0..rate).map(|i| (i as f32 * 0.2).sin()));
+        let dc_from = x.len();
+        x.extend(std::iter::repeat_n(0.25, rate * 2));
+        let short = x[..dc_from].to_vec();
+        let mut ok = Limited::new(MemorySource::new(short, rate as u32), 60.0, 1.0);
+        assert!(stream_mono(&mut ok, 8000, |_| {}).is_ok());
+        let mut bomb = Limited::new(MemorySource::new(x, rate as u32), 60.0, 1.0);
+        match stream_mono(&mut bomb, 8000, |_| {}) {
+            Err(AudioError::Silence { from_s, .. }) => {
+                assert!(
+                    (from_s - dc_from as f64 / rate as f64).abs() < 1e-3,
+                    "{from_s}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

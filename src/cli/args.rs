@@ -70,7 +70,8 @@ Exit codes: 0 every file indexed or already present; 2 any file failed (the othe
         /// CSV with a header `path,title,KEY...`: one row of metadata per file.
         #[arg(long)]
         meta_csv: Option<PathBuf>,
-        /// Most decoded audio one file may hold, in seconds (longer files fail).
+        /// Most decoded audio one file may hold, in seconds (longer files fail, as do files
+        /// holding more than 10 minutes of unbroken digital silence).
         #[arg(long, value_name = "SECONDS", value_parser = positive_seconds, default_value_t = DEFAULT_MAX_DURATION_S)]
         max_duration: f64,
     },
@@ -223,7 +224,7 @@ pub struct ScanArgs {
     #[arg(long, value_name = "FILE")]
     pub summary_json: Option<PathBuf>,
     /// Most decoded audio one upload may hold, in seconds (a longer one is an error, and the
-    /// scan goes on).
+    /// scan goes on; so is one holding more than 10 minutes of unbroken digital silence).
     #[arg(long, value_name = "SECONDS", value_parser = positive_seconds, default_value_t = DEFAULT_MAX_DURATION_S)]
     pub max_duration: f64,
     /// Most bytes read from stdin or a named FIFO or device (suffix K, M or G: binary units).

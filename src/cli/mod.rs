@@ -47,9 +47,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             meta_csv,
             max_duration,
         } => {
-            let budget = Budget {
-                max_duration_s: max_duration,
-            };
+            let budget = Budget::with_max_duration(max_duration);
             index(&args.db, &params, paths, title, meta, meta_csv, &budget)
         }
         Command::Scan(scan_args) => scan(&args.db, &params, scan_args),
@@ -159,35 +157,28 @@ fn index(
         }
     }
     let mut store = open_for_writing(db, params)?;
-    let bar = progress_bar(jobs.len() as u64);
+    let mut bar = IndexProgress::new(&jobs);
     let started = Instant::now();
     let cpu0 = nasheed::eval::cpu_seconds();
     let summary = engine::index_files(&mut store, jobs, params, budget, &mut |ev| {
-        match ev {
-            IndexEvent::Failed { error, .. } => {
+        let path = match ev {
+            IndexEvent::Failed { error, path } => {
                 let line = escape_controls(&error.to_string()).into_owned();
                 match &bar {
-                    Some(b) => b.println(format!("error: {line}")),
+                    Some(b) => b.bar.println(format!("error: {line}")),
                     None => eprintln!("error: {line}"),
                 }
                 failures.push(line);
+                path
             }
-            IndexEvent::Indexed { path, .. } | IndexEvent::Skipped { path, .. } => {
-                if let Some(b) = &bar {
-                    b.set_message(
-                        path.file_name()
-                            .map(|n| escape_controls(&n.to_string_lossy()).into_owned())
-                            .unwrap_or_default(),
-                    );
-                }
-            }
-        }
-        if let Some(b) = &bar {
-            b.inc(1);
+            IndexEvent::Indexed { path, .. } | IndexEvent::Skipped { path, .. } => path,
+        };
+        if let Some(b) = &mut bar {
+            b.done(path);
         }
     })?;
     if let Some(b) = bar {
-        b.finish_and_clear();
+        b.bar.finish_and_clear();
     }
     let wall = started.elapsed().as_secs_f64();
     let cpu = nasheed::eval::cpu_seconds() - cpu0;
@@ -333,14 +324,73 @@ impl MetaRows {
     }
 }
 
-fn progress_bar(n: u64) -> Option<indicatif::ProgressBar> {
+/// The index run's progress bar (on a terminal only): its length is the audio the files'
+/// headers declare, so the ETA follows hours of audio, not the count of files.
+struct IndexProgress {
+    bar: indicatif::ProgressBar,
+    /// Estimated milliseconds of audio per file not yet done.
+    estimate_ms: HashMap<PathBuf, u64>,
+    files: usize,
+    done: usize,
+}
+
+impl IndexProgress {
+    /// Bytes per second assumed for a file whose header declares no duration (128 kbit/s).
+    const FALLBACK_BYTES_PER_S: f64 = 16_000.0;
+
+    fn new(jobs: &[IndexJob]) -> Option<Self> {
+        let bar = progress_bar("{bar:40} {msg} {elapsed} (eta {eta})")?;
+        bar.set_message(format!("reading the headers of {} files", jobs.len()));
+        bar.tick();
+        let estimate_ms: HashMap<PathBuf, u64> = jobs
+            .iter()
+            .map(|j| {
+                let s = engine::declared_duration_s(&j.path).unwrap_or_else(|| {
+                    std::fs::metadata(&j.path).map_or(0.0, |m| m.len() as f64)
+                        / Self::FALLBACK_BYTES_PER_S
+                });
+                (j.path.clone(), (s * 1000.0) as u64)
+            })
+            .collect();
+        bar.set_length(estimate_ms.values().sum());
+        let p = IndexProgress {
+            bar,
+            estimate_ms,
+            files: jobs.len(),
+            done: 0,
+        };
+        p.show(None);
+        Some(p)
+    }
+
+    /// Counts `path` as done.
+    fn done(&mut self, path: &Path) {
+        self.done += 1;
+        self.bar.inc(self.estimate_ms.remove(path).unwrap_or(0));
+        self.show(path.file_name());
+    }
+
+    fn show(&self, last: Option<&std::ffi::OsStr>) {
+        let h = |ms: u64| ms as f64 / 3.6e6;
+        self.bar.set_message(format!(
+            "{}/{} files, {:.2}/{:.2} h of audio {}",
+            self.done,
+            self.files,
+            h(self.bar.position()),
+            h(self.bar.length().unwrap_or(0)),
+            last.map(|n| escape_controls(&n.to_string_lossy()).into_owned())
+                .unwrap_or_default(),
+        ));
+    }
+}
+
+/// A progress bar on stderr with `template`, or `None` when stderr is not a terminal.
+fn progress_bar(template: &str) -> Option<indicatif::ProgressBar> {
     if !std::io::stderr().is_terminal() {
         return None;
     }
-    let bar = indicatif::ProgressBar::new(n);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{bar:40} {pos}/{len} files, {elapsed} (eta {eta}) {msg}",
-    ) {
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
         bar.set_style(style);
     }
     Some(bar)
@@ -352,9 +402,7 @@ fn scan(db: &Path, params: &FingerprintParams, a: ScanArgs) -> anyhow::Result<Ou
     if let Some(c) = a.min_confidence {
         mp.min_confidence = c;
     }
-    let budget = Budget {
-        max_duration_s: a.max_duration,
-    };
+    let budget = Budget::with_max_duration(a.max_duration);
     let format = a.format;
     let how = Presentation {
         quiet: a.quiet,
@@ -395,20 +443,21 @@ fn scan(db: &Path, params: &FingerprintParams, a: ScanArgs) -> anyhow::Result<Ou
         ..ScanSummary::default()
     };
     let mut spools = Spools::default();
-    let mut inputs: Vec<(String, Result<PathBuf, String>)> = Vec::new();
+    // Each input's name as given, and the file to read (a spool for stdin and streams).
+    let mut inputs: Vec<(PathBuf, Result<PathBuf, String>)> = Vec::new();
     for item in expanded.inputs {
         inputs.push(match item {
-            Ok(Input::File(f)) => (f.display().to_string(), Ok(f)),
+            Ok(Input::File(f)) => (f.clone(), Ok(f)),
             Ok(Input::Stdin) => {
                 let read = spools.spool(&mut std::io::stdin().lock(), "-", a.max_stream_bytes);
-                ("-".to_string(), read)
+                (PathBuf::from("-"), read)
             }
             Ok(Input::Stream(f)) => {
                 let name = f.display().to_string();
                 let read = std::fs::File::open(&f)
                     .map_err(|e| format!("{name}: cannot read: {e}"))
                     .and_then(|mut r| spools.spool(&mut r, &name, a.max_stream_bytes));
-                (name, read)
+                (f, read)
             }
             Err(e) => {
                 let name = match &e {
@@ -417,7 +466,7 @@ fn scan(db: &Path, params: &FingerprintParams, a: ScanArgs) -> anyhow::Result<Ou
                     }
                     _ => String::new(),
                 };
-                (name, Err(e.to_string()))
+                (PathBuf::from(name), Err(e.to_string()))
             }
         });
     }
@@ -443,6 +492,19 @@ fn scan(db: &Path, params: &FingerprintParams, a: ScanArgs) -> anyhow::Result<Ou
     let order = InOrder::new(SCAN_LOOKAHEAD);
     let stdout = std::io::stdout().lock();
     let mut writer = ScanWriter::new(std::io::BufWriter::new(stdout), format, how);
+    let bar = if a.quiet {
+        None
+    } else {
+        progress_bar("{bar:40} {pos}/{len} inputs, {elapsed} (eta {eta}) {msg}")
+    };
+    if let Some(b) = &bar {
+        b.set_length(inputs.len() as u64);
+    }
+    // The bar is taken down while a line is printed, so output and bar never mix.
+    let print = |f: &mut dyn FnMut() -> std::io::Result<()>| match &bar {
+        Some(b) => b.suspend(f),
+        None => f(),
+    };
     let (tx, rx) = std::sync::mpsc::channel::<(usize, anyhow::Result<ScanRecord>)>();
     std::thread::scope(|scope| -> anyhow::Result<()> {
         for store in stores {
@@ -473,10 +535,17 @@ fn scan(db: &Path, params: &FingerprintParams, a: ScanArgs) -> anyhow::Result<Ou
                 for record in order.arrived(i, record) {
                     let record = record?;
                     summary.add(&record);
-                    if let (Some(e), true) = (&record.error, errors_to_stderr) {
-                        eprintln!("error: {}", escape_controls(e));
+                    let written = print(&mut || {
+                        if let (Some(e), true) = (&record.error, errors_to_stderr) {
+                            eprintln!("error: {}", escape_controls(e));
+                        }
+                        writer.write(&record)
+                    });
+                    if let Some(b) = &bar {
+                        b.inc(1);
+                        b.set_message(escape_controls(&record.path).into_owned());
                     }
-                    if let Err(e) = writer.write(&record) {
+                    if let Err(e) = written {
                         if e.kind() == std::io::ErrorKind::BrokenPipe {
                             return Ok(());
                         }
@@ -492,6 +561,9 @@ fn scan(db: &Path, params: &FingerprintParams, a: ScanArgs) -> anyhow::Result<Ou
         drop(rx);
         result
     })?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
     match writer.finish() {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
         _ => {}
@@ -603,7 +675,7 @@ impl<T> InOrder<T> {
 /// error is the only `Err`; an unreadable input is a record with its error.
 fn scan_one(
     scanner: &Scanner,
-    name: &str,
+    name: &Path,
     input: Result<PathBuf, String>,
     params: &FingerprintParams,
     budget: &Budget,
@@ -617,7 +689,8 @@ fn scan_one(
             .cloned()
             .map(|path| scope.spawn(move || engine::sha256_file(&path).ok()));
         let (tx, rx) = std::sync::mpsc::sync_channel::<Piece>(4);
-        scope.spawn(move || produce(input, name, params, budget, tx));
+        let shown = name.display().to_string();
+        scope.spawn(move || produce(input, &shown, params, budget, tx));
         let mut stream = scanner.stream();
         let mut end = Err("decoder stopped".to_string());
         for piece in rx {
@@ -635,19 +708,16 @@ fn scan_one(
             Ok((frames, duration_s)) => {
                 let found = stream.finish(frames, duration_s)?;
                 ScanRecord {
-                    path: name.to_string(),
                     duration_s: (duration_s * 1000.0).round() / 1000.0,
-                    error: None,
                     sha256,
                     matches: found.iter().map(MatchRecord::from).collect(),
+                    ..ScanRecord::named(name)
                 }
             }
             Err(e) => ScanRecord {
-                path: name.to_string(),
-                duration_s: 0.0,
                 error: Some(e),
                 sha256,
-                matches: Vec::new(),
+                ..ScanRecord::named(name)
             },
         })
     })

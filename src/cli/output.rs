@@ -1,17 +1,21 @@
 //! Writers for scan results: text, JSON, JSON Lines, CSV. The engine never prints; these do.
 //!
 //! JSON shape (one object per input, `--format jsonl` one per line, `json` an array):
-//! `{"path", "duration_s", "error", "sha256", "matches": [{"ref_id", "title", "ref_path",
+//! `{"path", "path_base64"?, "duration_s", "error", "sha256", "matches": [{"ref_id", "title", "ref_path",
 //! "ref_sha256", "meta", "query_start_s", "query_end_s", "ref_start_s", "ref_end_s", "speed",
 //! "pitch_cents"?, "score", "confidence"}]}`. Times are seconds rounded to milliseconds; `error`
 //! is a one-line message or null; `sha256` is the upload's content hash, null when it could not
-//! be read. Fields are only ever added to this shape (downstream tools read it).
+//! be read. File names are bytes on Unix and JSON strings are Unicode: `path` is the name with
+//! each invalid UTF-8 sequence replaced by U+FFFD, and only for such a name `path_base64` holds
+//! its exact bytes (standard base64, padded), so no name is lost. Fields are only ever added to
+//! this shape (downstream tools read it).
 //!
 //! CSV has a row for every input, so it can serve as an audit log: one per match (`status`
 //! `matched`), else one with the match columns empty (`clean` or `error`). The first eleven
 //! columns are those of earlier versions, in the same order; later ones are appended.
 
 use std::io::{self, Write};
+use std::path::Path;
 
 use nasheed::index::Metadata;
 use nasheed::Found;
@@ -22,8 +26,11 @@ use super::args::Format;
 /// The result of scanning one input.
 #[derive(Debug, Serialize)]
 pub struct ScanRecord {
-    /// The input as given (`-` for stdin).
+    /// The input as given (`-` for stdin); invalid UTF-8 replaced by U+FFFD.
     pub path: String,
+    /// The input's name as raw bytes in base64, present only when it is not valid UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_base64: Option<String>,
     /// Decoded duration (s), 0 when unreadable.
     pub duration_s: f64,
     /// Why the input could not be read.
@@ -77,6 +84,31 @@ impl From<&Found> for MatchRecord {
     }
 }
 
+impl ScanRecord {
+    /// A record for the input named `name`, its name encoded as the JSON shape says.
+    pub fn named(name: &Path) -> Self {
+        let lossy = name.to_string_lossy();
+        let path_base64 = match lossy {
+            std::borrow::Cow::Borrowed(_) => None,
+            std::borrow::Cow::Owned(_) => {
+                use base64::Engine as _;
+                Some(
+                    base64::engine::general_purpose::STANDARD
+                        .encode(name.as_os_str().as_encoded_bytes()),
+                )
+            }
+        };
+        ScanRecord {
+            path: lossy.into_owned(),
+            path_base64,
+            duration_s: 0.0,
+            error: None,
+            sha256: None,
+            matches: Vec::new(),
+        }
+    }
+}
+
 /// How records are presented, beyond their format.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Presentation {
@@ -87,7 +119,7 @@ pub struct Presentation {
 }
 
 /// The CSV header: the columns of earlier versions first, in their order, then the added ones.
-const CSV_HEADER: &str = "path,ref_id,title,ref_path,query_start_s,query_end_s,ref_start_s,ref_end_s,speed,score,confidence,pitch_cents,ref_sha256,meta,status,sha256,duration_s,error";
+const CSV_HEADER: &str = "path,ref_id,title,ref_path,query_start_s,query_end_s,ref_start_s,ref_end_s,speed,score,confidence,pitch_cents,ref_sha256,meta,status,sha256,duration_s,error,path_base64";
 
 /// Hex digits of a reference's SHA-256 shown in text output: enough to be unique in any real
 /// index, and accepted wherever an id is (a prefix of 8 or more).
@@ -141,11 +173,12 @@ impl<W: Write> ScanWriter<W> {
         let path = csv_field(&r.path);
         let sha = r.sha256.as_deref().unwrap_or_default();
         let error = csv_field(r.error.as_deref().unwrap_or_default());
+        let raw = r.path_base64.as_deref().unwrap_or_default();
         for m in &r.matches {
             let meta = serde_json::to_string(&m.meta).unwrap_or_default();
             writeln!(
                 self.out,
-                "{path},{},{},{},{},{},{},{},{},{},{},{},{},{},matched,{sha},{},",
+                "{path},{},{},{},{},{},{},{},{},{},{},{},{},{},matched,{sha},{},,{raw}",
                 m.ref_id,
                 csv_field(&m.title),
                 csv_field(&m.ref_path),
@@ -166,7 +199,7 @@ impl<W: Write> ScanWriter<W> {
             let status = if r.error.is_some() { "error" } else { "clean" };
             writeln!(
                 self.out,
-                "{path},,,,,,,,,,,,,,{status},{sha},{},{error}",
+                "{path},,,,,,,,,,,,,,{status},{sha},{},{error},{raw}",
                 r.duration_s
             )?;
         }

@@ -176,7 +176,7 @@ impl SqliteStore {
     /// anything is written to it.
     pub fn open(path: &Path, params_id: &str) -> Result<Self> {
         let conn = Connection::open(path).map_err(|e| why_not_open(path, e))?;
-        Self::init(conn, path, Some(params_id), Access::Create)
+        Self::init(conn, path, Some(params_id), Access::Create).map_err(|e| plainly(path, e))
     }
 
     /// Opens an existing index for writing (`remove`); fails with [`IndexError::Missing`] if
@@ -190,7 +190,7 @@ impl SqliteStore {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| why_not_open(path, e))?;
-        Self::init(conn, path, Some(params_id), Access::Write)
+        Self::init(conn, path, Some(params_id), Access::Write).map_err(|e| plainly(path, e))
     }
 
     /// Opens an existing index for reading only: the file is never created, converted or
@@ -210,11 +210,22 @@ impl SqliteStore {
         if !path.is_file() {
             return Err(IndexError::Missing(path.to_path_buf()));
         }
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        Self::init(conn, path, params_id, Access::Read)
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)?;
+        match Self::init(conn, path, params_id, Access::Read) {
+            // A WAL index is read through a shared-memory file beside it, which cannot be made
+            // on a read-only mount or in a folder this user cannot write (a common way to ship
+            // an index to scanners). No writer can work there either, or it would have made the
+            // file: the index is opened as immutable, which needs nothing beside it.
+            Err(IndexError::Db(rusqlite::Error::SqliteFailure(f, _)))
+                if f.code == rusqlite::ErrorCode::CannotOpen =>
+            {
+                let uri = format!("file:{}?immutable=1", uri_path(path));
+                let conn = Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)?;
+                Self::init(conn, path, params_id, Access::Read)
+            }
+            other => other,
+        }
     }
 
     /// An index in memory (tests, packs loaded for one scan).
@@ -346,6 +357,15 @@ impl SqliteStore {
 
 /// Says in plain words why SQLite could not open `path` for writing (its own message names the
 /// path twice and gives a numeric code); other errors pass through.
+/// A database error met while opening for writing, said plainly when it means "cannot write
+/// here" (SQLite opens lazily: a read-only mount shows only at the first statement).
+fn plainly(path: &Path, e: IndexError) -> IndexError {
+    match e {
+        IndexError::Db(e) => why_not_open(path, e),
+        other => other,
+    }
+}
+
 fn why_not_open(path: &Path, e: rusqlite::Error) -> IndexError {
     let cannot_open = matches!(&e, rusqlite::Error::SqliteFailure(f, _)
         if f.code == rusqlite::ErrorCode::CannotOpen || f.code == rusqlite::ErrorCode::ReadOnly
@@ -816,6 +836,20 @@ impl Store for SqliteStore {
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())
     }
+}
+
+/// `path` percent-encoded for an SQLite `file:` URI (every byte but unreserved ones and `/`).
+fn uri_path(path: &Path) -> String {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = String::new();
+    for &b in abs.as_os_str().as_encoded_bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

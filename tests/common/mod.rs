@@ -11,6 +11,8 @@ use serde::Deserialize;
 #[derive(Debug, Deserialize)]
 pub struct Record {
     pub path: String,
+    #[serde(default)]
+    pub path_base64: Option<String>,
     pub duration_s: f64,
     pub error: Option<String>,
     pub matches: Vec<MatchOut>,
@@ -211,4 +213,91 @@ pub fn resample(x: &[f32], from: u32, to: u32) -> Vec<f32> {
     r.process(x, &mut out).unwrap();
     r.finish(&mut out).unwrap();
     out
+}
+
+/// Writes a FLAC decompression bomb: `hours` of one constant 16-bit `value` (0 is digital
+/// silence), mono at 44.1 kHz, in frames of 65535 samples with CONSTANT subframes. About 15
+/// bytes per frame, so 29 hours fit in ~1 MB.
+pub fn write_flac_bomb(path: &Path, hours: f64, value: i16) {
+    const BLOCK: u64 = 65535;
+    let total = (hours * 3600.0 * 44100.0) as u64;
+    let mut out = b"fLaC".to_vec();
+    // STREAMINFO, the last metadata block: header (last flag, type 0, length 34), then fields.
+    out.extend([0x80, 0, 0, 34]);
+    out.extend((BLOCK as u16).to_be_bytes()); // min block size
+    out.extend((BLOCK as u16).to_be_bytes()); // max block size
+    out.extend([0u8; 6]); // min, max frame size: unknown
+                          // 20 bits rate, 3 bits channels-1 (0), 5 bits bits-per-sample-1 (15), 36 bits total samples.
+    let packed: u64 = (44100u64 << 44) | (15u64 << 36) | (total & ((1 << 36) - 1));
+    out.extend(packed.to_be_bytes());
+    out.extend([0u8; 16]); // MD5: unknown
+    let mut frame_no = 0u64;
+    let mut left = total;
+    while left > 0 {
+        let n = left.min(BLOCK);
+        let mut f = vec![0xFF, 0xF8];
+        // Block size from the 16 bits after the frame number (0111); 44.1 kHz (1001).
+        f.push(0x79);
+        // Mono (0000), 16 bits per sample (100), reserved 0.
+        f.push(0x08);
+        f.extend(utf8_number(frame_no));
+        f.extend(((n - 1) as u16).to_be_bytes());
+        let c8 = crc8(&f);
+        f.push(c8);
+        // CONSTANT subframe: padding bit, type 000000, no wasted bits; then the value.
+        f.push(0x00);
+        f.extend(value.to_be_bytes());
+        let c16 = crc16(&f);
+        f.extend(c16.to_be_bytes());
+        out.extend(f);
+        left -= n;
+        frame_no += 1;
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+/// FLAC's frame numbers: UTF-8's variable-length coding, extended to 36 bits.
+fn utf8_number(v: u64) -> Vec<u8> {
+    if v < 0x80 {
+        return vec![v as u8];
+    }
+    // k continuation bytes of 6 bits each leave the lead byte 6 - k bits.
+    let mut k = 1;
+    while v >> (6 * k) >= 1 << (6 - k) {
+        k += 1;
+    }
+    let lead = (0xFF00u16 >> (k + 1)) as u8 | (v >> (6 * k)) as u8;
+    let mut out = vec![lead];
+    out.extend((0..k).rev().map(|i| 0x80 | ((v >> (6 * i)) & 0x3F) as u8));
+    out
+}
+
+fn crc8(data: &[u8]) -> u8 {
+    let mut crc = 0u8;
+    for &b in data {
+        crc ^= b;
+        for _ in 0..8 {
+            crc = if crc & 0x80 != 0 {
+                (crc << 1) ^ 0x07
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+fn crc16(data: &[u8]) -> u16 {
+    let mut crc = 0u16;
+    for &b in data {
+        crc ^= (b as u16) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x8005
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
 }
