@@ -396,13 +396,16 @@ pub fn evaluate(
                     checked: 0,
                     found: 0,
                     chance: 0.0,
+                    events: 0,
+                    events_found: 0,
+                    event_chance: 0.0,
                     searched: 0.0,
                     rival_lead: 0.0,
                 });
                 let row = serde_json::json!({"query": t.query_file, "distortion": t.distortion, "clip": t.clip_len_s,
                     "truth": t.ref_file, "ref": name, "right": !t.ref_file.is_empty() && name == base(&t.ref_file),
                     "time": c.warp.time, "freq": c.warp.freq, "offset": c.offset, "q0": c.query_frames.0, "q1": c.query_frames.1, "score": c.score, "rival": c.rival, "lead": if v.rival_lead.is_finite() { v.rival_lead } else { 99.0 },
-                    "found": v.found, "checked": v.checked, "chance": v.chance, "searched": v.searched, "confidence": c.confidence});
+                    "found": v.found, "checked": v.checked, "chance": v.chance, "events": v.events, "events_found": v.events_found, "event_chance": v.event_chance, "searched": v.searched, "confidence": c.confidence});
                 writeln!(d, "{row}")?;
             }
             if !t.ref_file.is_empty() && name == base(&t.ref_file) {

@@ -6,13 +6,16 @@
 //! (±1 frame, ±1 bin)? A recording matches itself peak for peak; a similar style, a shared loop
 //! or a held chord in the same key matches only a small fraction.
 //!
-//! **Confidence.** If the alignment were chance, each reference peak would find a query peak with
-//! probability `p0`: the larger of the share of the stretch's time-frequency cells near some
-//! query peak, and the share found at eight deliberately wrong offsets of the same stretch. Peaks
-//! are not independent (a held note gives a row of them), so counts are divided by
-//! [`PEAKS_PER_EVENT`] (1.5) before the test: the number found is then taken as
-//! Binomial(`n/1.5`, `p0`); `E = trials · P(X ≥ k/1.5)` is the expected number of chance alignments this good over every
-//! offset of every reference the query touched, and `confidence = exp(−E)`.
+//! **Confidence.** Peaks are not independent observations: the harmonics of one onset sit in
+//! one frame (or two) and align or miss together, so a melody shared by two songs in one style
+//! would count each note several times. The test counts *events* instead: an event is a
+//! reference frame with peaks in the stretch, together with the frame after it, and it is found
+//! when any of its peaks has a query peak at the same place. If the alignment were chance, an
+//! event would be found with probability `p0`: the larger of the share expected from the query's
+//! peak density, and the share found at eight deliberately wrong offsets of the same stretch. The
+//! number found is taken as Binomial(`events`, `p0`); `E = trials · P(X ≥ found)` is the expected
+//! number of chance alignments this good over every offset of every reference the query touched
+//! (every warp included), and `confidence = exp(−E)`.
 //!
 //! **Ties.** When a reference aligns almost as well at another offset over the same stretch
 //! (hash scores within `min_margin`), the match is reported only if the reference repeats itself
@@ -27,9 +30,8 @@ use super::{Match, MatchParams};
 use crate::fingerprint::{Peak, Warp};
 use crate::index::{Store, TrackId};
 
-/// Peaks taken as one independent observation in the confidence. Measured on the evaluation
-/// corpus: with 1 the model gives unrelated recordings confidences near 1; with 1.5 the most
-/// confident of 250 negatives gets 0.12, and true matches lose little.
+/// Peaks taken as one independent observation when an alignment is compared with its rival
+/// (the confidence itself counts events, see the module docs).
 pub const PEAKS_PER_EVENT: f64 = 1.5;
 
 /// Frames (1.5 s) by which the checked stretch extends past the hits on each side.
@@ -44,6 +46,13 @@ pub struct Verification {
     pub found: u32,
     /// Chance that one reference peak is found at a random alignment.
     pub chance: f64,
+    /// Reference frames holding peaks in the stretch: the independent observations of the
+    /// confidence (the peaks of one frame, an onset's harmonics, align or miss together).
+    pub events: u32,
+    /// Of those, frames with at least one peak found in the query.
+    pub events_found: u32,
+    /// Chance that one such frame is found at a random alignment.
+    pub event_chance: f64,
     /// Alignments searched for this query (offset windows × references × warps).
     pub searched: f64,
     /// Standard deviations by which this alignment out-verifies the reference's best other
@@ -120,19 +129,35 @@ impl QueryPeaks {
         warp: Warp,
     ) -> Verification {
         let (mut checked, mut found) = (0u32, 0u32);
+        let (mut events, mut events_found) = (0u32, 0u32);
+        let (mut frame, mut frame_found) = (None, false);
         for p in aligned_stretch(reference, offset, (q0, q1), warp) {
+            let hit = self.has(p, offset, warp);
             checked += 1;
-            found += self.has(p, offset, warp) as u32;
+            found += hit as u32;
+            // An event starts at a frame and takes in the next one (an onset smears over two).
+            if frame.is_none_or(|f| p.frame > f + 1) {
+                (frame, frame_found) = (Some(p.frame), false);
+                events += 1;
+            }
+            if hit && !frame_found {
+                frame_found = true;
+                events_found += 1;
+            }
         }
         // Query peaks in the stretch, each covering up to 9 cells of the band.
         let a = self.by_frame.partition_point(|&f| f < q0);
         let z = self.by_frame.partition_point(|&f| f <= q1);
         let area = (q1 - q0 + 1) as f64 * (self.bins.1 - self.bins.0).max(1) as f64;
         let chance = ((z - a) as f64 * 9.0 / area).clamp(1e-6, 1.0);
+        let per_event = checked as f64 / events.max(1) as f64;
         Verification {
             checked,
             found,
             chance,
+            events,
+            events_found,
+            event_chance: (1.0 - (1.0 - chance).powf(per_event)).clamp(1e-6, 1.0),
             searched: 0.0,
             rival_lead: f64::INFINITY,
         }
@@ -174,7 +199,9 @@ pub fn verify_candidates(
         };
         let span = query.widen(m.query_frames);
         let mut v = query.verify(reference, m.offset, span, m.warp);
-        v.chance = v.chance.max(null_rate(query, reference, &m, span));
+        let (peak_rate, event_rate) = null_rate(query, reference, &m, span);
+        v.chance = v.chance.max(peak_rate);
+        v.event_chance = v.event_chance.max(event_rate);
         v.searched = trials;
         // Only a close race needs the peak-level comparison with the rival.
         let close = m.score < m.rival + p.min_margin;
@@ -184,11 +211,7 @@ pub fn verify_candidates(
         if let Some(r) = rival {
             v.rival_lead = r.lead;
         }
-        let tail = binomial_sf(
-            v.found as f64 / PEAKS_PER_EVENT,
-            v.checked as f64 / PEAKS_PER_EVENT,
-            v.chance,
-        );
+        let tail = binomial_sf(v.events_found as f64, v.events as f64, v.event_chance);
         m.verification = Some(v);
         m.confidence = (-trials * tail).exp();
         let shadowed = ambiguous
@@ -303,14 +326,20 @@ const NULL_SHIFTS: [i64; 8] = [-233, -157, -97, -41, 43, 101, 163, 229];
 /// Share of reference peaks found at shifted, wrong alignments of the same stretch: the chance
 /// level for *this* pair of recordings. Peaks crowd into the same bins in music of one key or
 /// one instrument, so a uniform chance estimate would be far too low there.
-fn null_rate(query: &QueryPeaks, reference: &[Peak], m: &Match, span: (u32, u32)) -> f64 {
+fn null_rate(query: &QueryPeaks, reference: &[Peak], m: &Match, span: (u32, u32)) -> (f64, f64) {
     let (mut found, mut checked) = (0u32, 0u32);
+    let (mut events_found, mut events) = (0u32, 0u32);
     for shift in NULL_SHIFTS {
         let v = query.verify(reference, m.offset + shift, span, m.warp);
         found += v.found;
         checked += v.checked;
+        events_found += v.events_found;
+        events += v.events;
     }
-    (found as f64 + 1.0) / (checked as f64 + 2.0)
+    (
+        (found as f64 + 1.0) / (checked as f64 + 2.0),
+        (events_found as f64 + 1.0) / (events as f64 + 2.0),
+    )
 }
 
 /// `P(X ≥ k)` for `X ~ Binomial(n, p)`, summed in log space (accurate far in the tail). `k` and
