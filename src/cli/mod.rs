@@ -7,23 +7,21 @@ pub mod output;
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
+use nasheed::engine::report::{ScanRecord, ScanSummary};
+use nasheed::engine::scan::{ScanError, ScanInput, ScanSink};
 use nasheed::engine::{self, Budget, IndexEvent, IndexJob, Input};
-use nasheed::fingerprint::{FingerprintParams, Prints, Side};
+use nasheed::fingerprint::FingerprintParams;
 use nasheed::index::{
     self as store_index, IndexError, Metadata, SqliteStore, Store, TrackId, TrackRef,
 };
 use nasheed::matching::MatchParams;
 use nasheed::pack;
-use nasheed::Scanner;
 
 use args::{Args, Color, Command, Format, ListFormat, ScanArgs, StatsFormat};
-use output::{
-    escape_controls, meta_text, MatchRecord, Presentation, ScanRecord, ScanSummary, ScanWriter,
-};
+use output::{escape_controls, meta_text, summary_line, Presentation, ScanWriter};
 
 /// How a command ended, mapped to the exit code by `main`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -443,10 +441,9 @@ fn scan(db: &Path, params: &FingerprintParams, a: ScanArgs) -> anyhow::Result<Ou
         ..ScanSummary::default()
     };
     let mut spools = Spools::default();
-    // Each input's name as given, and the file to read (a spool for stdin and streams).
-    let mut inputs: Vec<(PathBuf, Result<PathBuf, String>)> = Vec::new();
+    let mut inputs: Vec<ScanInput> = Vec::new();
     for item in expanded.inputs {
-        inputs.push(match item {
+        let (name, file) = match item {
             Ok(Input::File(f)) => (f.clone(), Ok(f)),
             Ok(Input::Stdin) => {
                 let read = spools.spool(&mut std::io::stdin().lock(), "-", a.max_stream_bytes);
@@ -468,11 +465,12 @@ fn scan(db: &Path, params: &FingerprintParams, a: ScanArgs) -> anyhow::Result<Ou
                 };
                 (PathBuf::from(name), Err(e.to_string()))
             }
-        });
+        };
+        inputs.push(ScanInput { name, file });
     }
     if inputs.is_empty() {
         summary.finish(started.elapsed().as_secs_f64());
-        eprintln!("{}", summary.line());
+        eprintln!("{}", summary_line(&summary));
         write_summary(summary_file.as_mut(), &summary)?;
         bail!(
             "nothing to scan: no files in {} (a scan that read nothing reports nothing clean)",
@@ -487,11 +485,7 @@ fn scan(db: &Path, params: &FingerprintParams, a: ScanArgs) -> anyhow::Result<Ou
             stores.push(open_for_reading(db, params)?);
         }
     }
-    let next = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
-    let order = InOrder::new(SCAN_LOOKAHEAD);
     let stdout = std::io::stdout().lock();
-    let mut writer = ScanWriter::new(std::io::BufWriter::new(stdout), format, how);
     let bar = if a.quiet {
         None
     } else {
@@ -500,77 +494,26 @@ fn scan(db: &Path, params: &FingerprintParams, a: ScanArgs) -> anyhow::Result<Ou
     if let Some(b) = &bar {
         b.set_length(inputs.len() as u64);
     }
-    // The bar is taken down while a line is printed, so output and bar never mix.
-    let print = |f: &mut dyn FnMut() -> std::io::Result<()>| match &bar {
-        Some(b) => b.suspend(f),
-        None => f(),
+    let mut printer = Printer {
+        writer: ScanWriter::new(std::io::BufWriter::new(stdout), format, how),
+        bar,
+        summary: &mut summary,
+        errors_to_stderr,
     };
-    let (tx, rx) = std::sync::mpsc::channel::<(usize, anyhow::Result<ScanRecord>)>();
-    std::thread::scope(|scope| -> anyhow::Result<()> {
-        for store in stores {
-            let (tx, inputs, next, stop, order, mp, budget) =
-                (tx.clone(), &inputs, &next, &stop, &order, &mp, &budget);
-            scope.spawn(move || {
-                let scanner = Scanner::new(&store, params, mp);
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((name, input)) = inputs.get(i) else {
-                        break;
-                    };
-                    // Not too far ahead of the printer: a slow input holds back its successors'
-                    // output, and they wait in memory.
-                    if !order.wait_turn(i, stop) {
-                        break;
-                    }
-                    let record = scan_one(&scanner, name, input.clone(), params, budget, stop);
-                    if tx.send((i, record)).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        drop(tx);
-        let result = (|| {
-            for (i, record) in rx.iter() {
-                for record in order.arrived(i, record) {
-                    let record = record?;
-                    summary.add(&record);
-                    let written = print(&mut || {
-                        if let (Some(e), true) = (&record.error, errors_to_stderr) {
-                            eprintln!("error: {}", escape_controls(e));
-                        }
-                        writer.write(&record)
-                    });
-                    if let Some(b) = &bar {
-                        b.inc(1);
-                        b.set_message(escape_controls(&record.path).into_owned());
-                    }
-                    if let Err(e) = written {
-                        if e.kind() == std::io::ErrorKind::BrokenPipe {
-                            return Ok(());
-                        }
-                        return Err(e.into());
-                    }
-                }
-            }
-            Ok(())
-        })();
-        // Whatever ended the loop, the matchers stop taking inputs.
-        stop.store(true, Ordering::Relaxed);
-        order.release();
-        drop(rx);
-        result
-    })?;
-    if let Some(b) = &bar {
+    match engine::scan::scan_inputs(stores, &inputs, params, &mp, &budget, &mut printer) {
+        Err(ScanError::Sink(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        other => other?,
+    }
+    if let Some(b) = &printer.bar {
         b.finish_and_clear();
     }
-    match writer.finish() {
+    match printer.writer.finish() {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
         _ => {}
     }
     summary.finish(started.elapsed().as_secs_f64());
     if !a.quiet {
-        eprintln!("{}", summary.line());
+        eprintln!("{}", summary_line(&summary));
     }
     write_summary(summary_file.as_mut(), &summary)?;
     Ok(if a.fail_on_error && summary.unreadable > 0 {
@@ -610,153 +553,35 @@ fn write_summary(file: Option<&mut std::fs::File>, summary: &ScanSummary) -> any
     Ok(())
 }
 
-/// Inputs a matcher may run ahead of the first one not yet printed.
-const SCAN_LOOKAHEAD: usize = 32;
-
-/// Puts results that arrive in any order back into input order, and holds matchers back from
-/// running more than `lookahead` inputs ahead of the printer.
-struct InOrder<T> {
-    state: std::sync::Mutex<(usize, std::collections::BTreeMap<usize, T>)>,
-    turn: std::sync::Condvar,
-    lookahead: usize,
+/// The scan's sink: prints each record as it comes (the progress bar taken down meanwhile, so
+/// output and bar never mix), copies errors to stderr where they would not be seen, counts.
+struct Printer<'a, W: Write> {
+    writer: ScanWriter<W>,
+    bar: Option<indicatif::ProgressBar>,
+    summary: &'a mut ScanSummary,
+    errors_to_stderr: bool,
 }
 
-impl<T> InOrder<T> {
-    fn new(lookahead: usize) -> Self {
-        InOrder {
-            state: std::sync::Mutex::new((0, std::collections::BTreeMap::new())),
-            turn: std::sync::Condvar::new(),
-            lookahead,
-        }
-    }
-
-    /// Blocks until input `i` is within the lookahead; false if the scan is stopping.
-    fn wait_turn(&self, i: usize, stop: &AtomicBool) -> bool {
-        let Ok(mut state) = self.state.lock() else {
-            return false;
+impl<W: Write> ScanSink for Printer<'_, W> {
+    fn record(&mut self, record: ScanRecord) -> std::io::Result<()> {
+        self.summary.add(&record);
+        let (writer, errors_to_stderr) = (&mut self.writer, self.errors_to_stderr);
+        let mut print = || {
+            if let (Some(e), true) = (&record.error, errors_to_stderr) {
+                eprintln!("error: {}", escape_controls(e));
+            }
+            writer.write(&record)
         };
-        while i >= state.0 + self.lookahead && !stop.load(Ordering::Relaxed) {
-            state = match self.turn.wait(state) {
-                Ok(s) => s,
-                Err(_) => return false,
-            };
-        }
-        !stop.load(Ordering::Relaxed)
-    }
-
-    /// Takes result `i`; returns the results now due, in input order.
-    fn arrived(&self, i: usize, item: T) -> Vec<T> {
-        let Ok(mut state) = self.state.lock() else {
-            return Vec::new();
+        let written = match &self.bar {
+            Some(b) => b.suspend(print),
+            None => print(),
         };
-        state.1.insert(i, item);
-        let mut due = Vec::new();
-        loop {
-            let next = state.0;
-            let Some(item) = state.1.remove(&next) else {
-                break;
-            };
-            due.push(item);
-            state.0 += 1;
+        if let Some(b) = &self.bar {
+            b.inc(1);
+            b.set_message(escape_controls(&record.path).into_owned());
         }
-        self.turn.notify_all();
-        due
+        written
     }
-
-    /// Wakes every waiting matcher (the scan is stopping).
-    fn release(&self) {
-        let _guard = self.state.lock();
-        self.turn.notify_all();
-    }
-}
-
-/// Decodes, fingerprints and matches one input: decoding runs on its own thread and hands its
-/// prints over a short channel, so a long upload streams through with flat memory. An index
-/// error is the only `Err`; an unreadable input is a record with its error.
-fn scan_one(
-    scanner: &Scanner,
-    name: &Path,
-    input: Result<PathBuf, String>,
-    params: &FingerprintParams,
-    budget: &Budget,
-    stop: &AtomicBool,
-) -> anyhow::Result<ScanRecord> {
-    std::thread::scope(|scope| {
-        // The upload's identity, hashed on its own thread while the decoder reads the same file.
-        let sha = input
-            .as_ref()
-            .ok()
-            .cloned()
-            .map(|path| scope.spawn(move || engine::sha256_file(&path).ok()));
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Piece>(4);
-        let shown = name.display().to_string();
-        scope.spawn(move || produce(input, &shown, params, budget, tx));
-        let mut stream = scanner.stream();
-        let mut end = Err("decoder stopped".to_string());
-        for piece in rx {
-            if stop.load(Ordering::Relaxed) {
-                // The scan is ending: the decoder stops sending and runs out its file.
-                break;
-            }
-            match piece {
-                Piece::Prints(prints, done) => stream.push(prints, done)?,
-                Piece::End(e) => end = e,
-            }
-        }
-        let sha256 = sha.and_then(|h| h.join().ok().flatten());
-        Ok(match end {
-            Ok((frames, duration_s)) => {
-                let found = stream.finish(frames, duration_s)?;
-                ScanRecord {
-                    duration_s: (duration_s * 1000.0).round() / 1000.0,
-                    sha256,
-                    matches: found.iter().map(MatchRecord::from).collect(),
-                    ..ScanRecord::named(name)
-                }
-            }
-            Err(e) => ScanRecord {
-                error: Some(e),
-                sha256,
-                ..ScanRecord::named(name)
-            },
-        })
-    })
-}
-
-/// What an input's decoding thread hands the matcher.
-enum Piece {
-    /// Prints final before the given frame.
-    Prints(Prints, u32),
-    /// The end: (frames, seconds) or a one-line error naming the input.
-    End(Result<(u32, f64), String>),
-}
-
-/// Decodes and fingerprints one input, sending its prints as they come. If the matcher hung up
-/// (the scan is ending) it stops sending and runs out the file.
-fn produce(
-    input: Result<PathBuf, String>,
-    name: &str,
-    params: &FingerprintParams,
-    budget: &Budget,
-    tx: std::sync::mpsc::SyncSender<Piece>,
-) {
-    let end = match input {
-        Ok(path) => {
-            let mut open = true;
-            engine::stream_file(&path, params, Side::Query, budget, &mut |prints, done| {
-                open = open && tx.send(Piece::Prints(prints, done)).is_ok();
-            })
-            .map(|fp| (fp.frames, fp.duration_s))
-            .map_err(|e| rename(&e.to_string(), &path, name))
-        }
-        Err(e) => Err(e),
-    };
-    let _ = tx.send(Piece::End(end));
-}
-
-/// Error messages name the spooled temp file for stdin; show `-` instead.
-fn rename(msg: &str, path: &Path, name: &str) -> String {
-    msg.replace(&path.display().to_string(), name)
 }
 
 /// Spooled copies of stdin and of named streams (FIFOs, devices), removed when the scan ends,
@@ -1189,35 +1014,5 @@ fn finish_print(res: std::io::Result<()>) -> anyhow::Result<Outcome> {
         Ok(()) => Ok(Outcome::Success),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Outcome::Success),
         Err(e) => Err(e.into()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn results_come_out_in_input_order_and_matchers_wait_their_turn() {
-        let order = InOrder::new(2);
-        let stop = AtomicBool::new(false);
-        assert!(order.arrived(2, 'c').is_empty());
-        assert!(order.arrived(1, 'b').is_empty());
-        assert_eq!(order.arrived(0, 'a'), vec!['a', 'b', 'c']);
-        assert_eq!(order.arrived(3, 'd'), vec!['d']);
-        // Input 6 is two past the first unprinted one (4): it waits until 4 arrives.
-        std::thread::scope(|s| {
-            let waiter = s.spawn(|| order.wait_turn(6, &stop));
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            assert!(!waiter.is_finished(), "input 6 ran ahead of the lookahead");
-            assert_eq!(order.arrived(4, 'e'), vec!['e']);
-            assert!(waiter.join().unwrap_or(false));
-        });
-        // A stopping scan releases waiting matchers, and they give up.
-        std::thread::scope(|s| {
-            let waiter = s.spawn(|| order.wait_turn(9, &stop));
-            stop.store(true, Ordering::Relaxed);
-            order.release();
-            assert!(!waiter.join().unwrap_or(true));
-        });
     }
 }

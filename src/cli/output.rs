@@ -1,113 +1,17 @@
 //! Writers for scan results: text, JSON, JSON Lines, CSV. The engine never prints; these do.
 //!
-//! JSON shape (one object per input, `--format jsonl` one per line, `json` an array):
-//! `{"path", "path_base64"?, "duration_s", "error", "sha256", "matches": [{"ref_id", "title", "ref_path",
-//! "ref_sha256", "meta", "query_start_s", "query_end_s", "ref_start_s", "ref_end_s", "speed",
-//! "pitch_cents"?, "score", "confidence"}]}`. Times are seconds rounded to milliseconds; `error`
-//! is a one-line message or null; `sha256` is the upload's content hash, null when it could not
-//! be read. File names are bytes on Unix and JSON strings are Unicode: `path` is the name with
-//! each invalid UTF-8 sequence replaced by U+FFFD, and only for such a name `path_base64` holds
-//! its exact bytes (standard base64, padded), so no name is lost. Fields are only ever added to
-//! this shape (downstream tools read it).
+//! The JSON shape is that of [`nasheed::engine::report`]'s types, serialised as they are.
 //!
 //! CSV has a row for every input, so it can serve as an audit log: one per match (`status`
 //! `matched`), else one with the match columns empty (`clean` or `error`). The first eleven
 //! columns are those of earlier versions, in the same order; later ones are appended.
 
 use std::io::{self, Write};
-use std::path::Path;
 
+use nasheed::engine::report::{ScanRecord, ScanSummary};
 use nasheed::index::Metadata;
-use nasheed::Found;
-use serde::Serialize;
 
 use super::args::Format;
-
-/// The result of scanning one input.
-#[derive(Debug, Serialize)]
-pub struct ScanRecord {
-    /// The input as given (`-` for stdin); invalid UTF-8 replaced by U+FFFD.
-    pub path: String,
-    /// The input's name as raw bytes in base64, present only when it is not valid UTF-8.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub path_base64: Option<String>,
-    /// Decoded duration (s), 0 when unreadable.
-    pub duration_s: f64,
-    /// Why the input could not be read.
-    pub error: Option<String>,
-    /// SHA-256 of the input's bytes (lowercase hex), `None` when they could not be read.
-    pub sha256: Option<String>,
-    /// Matches by start in the input.
-    pub matches: Vec<MatchRecord>,
-}
-
-/// One match as written out.
-#[derive(Debug, Serialize)]
-pub struct MatchRecord {
-    ref_id: i64,
-    title: String,
-    ref_path: String,
-    ref_sha256: String,
-    meta: Metadata,
-    query_start_s: f64,
-    query_end_s: f64,
-    ref_start_s: f64,
-    ref_end_s: f64,
-    speed: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pitch_cents: Option<f64>,
-    score: u32,
-    confidence: f64,
-}
-
-fn ms(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
-
-impl From<&Found> for MatchRecord {
-    fn from(f: &Found) -> Self {
-        MatchRecord {
-            ref_id: f.ref_id.0,
-            title: f.title.clone(),
-            ref_path: f.ref_path.clone(),
-            ref_sha256: f.ref_sha256.clone(),
-            meta: f.meta.clone(),
-            query_start_s: ms(f.query_start_s),
-            query_end_s: ms(f.query_end_s),
-            ref_start_s: ms(f.ref_start_s),
-            ref_end_s: ms(f.ref_end_s),
-            speed: (f.speed * 10_000.0).round() / 10_000.0,
-            pitch_cents: f.pitch_cents.map(|c| c.round()),
-            score: f.score,
-            confidence: (f.confidence * 1e6).floor() / 1e6,
-        }
-    }
-}
-
-impl ScanRecord {
-    /// A record for the input named `name`, its name encoded as the JSON shape says.
-    pub fn named(name: &Path) -> Self {
-        let lossy = name.to_string_lossy();
-        let path_base64 = match lossy {
-            std::borrow::Cow::Borrowed(_) => None,
-            std::borrow::Cow::Owned(_) => {
-                use base64::Engine as _;
-                Some(
-                    base64::engine::general_purpose::STANDARD
-                        .encode(name.as_os_str().as_encoded_bytes()),
-                )
-            }
-        };
-        ScanRecord {
-            path: lossy.into_owned(),
-            path_base64,
-            duration_s: 0.0,
-            error: None,
-            sha256: None,
-            matches: Vec::new(),
-        }
-    }
-}
 
 /// How records are presented, beyond their format.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -290,64 +194,12 @@ pub fn meta_text(meta: &Metadata) -> String {
     pairs.join(" ")
 }
 
-/// What a scan did, printed on stderr after every scan (and written as JSON with
-/// `--summary-json`): `inputs` = `matched` + `clean` + `unreadable`; `skipped` counts folder
-/// entries passed over (not regular files, link loops, a file seen under another name).
-#[derive(Debug, Default, Serialize)]
-pub struct ScanSummary {
-    /// Inputs scanned (one record each).
-    pub inputs: usize,
-    /// Inputs with at least one match.
-    pub matched: usize,
-    /// Inputs read to the end without a match.
-    pub clean: usize,
-    /// Inputs that could not be read (their records carry the error).
-    pub unreadable: usize,
-    /// Folder entries passed over.
-    pub skipped: usize,
-    /// Audio decoded, seconds.
-    pub audio_s: f64,
-    /// Wall time of the scan, seconds.
-    pub wall_s: f64,
-    /// Audio seconds per wall second.
-    pub x_real_time: f64,
-}
-
-impl ScanSummary {
-    /// Counts one input's record.
-    pub fn add(&mut self, r: &ScanRecord) {
-        self.inputs += 1;
-        if r.error.is_some() {
-            self.unreadable += 1;
-        } else if r.matches.is_empty() {
-            self.clean += 1;
-        } else {
-            self.matched += 1;
-        }
-        self.audio_s += r.duration_s;
-    }
-
-    /// Sets the wall time and the speed.
-    pub fn finish(&mut self, wall_s: f64) {
-        self.audio_s = ms(self.audio_s);
-        self.wall_s = ms(wall_s);
-        self.x_real_time = (self.audio_s / wall_s.max(1e-9)).round();
-    }
-
-    /// The line printed on stderr.
-    pub fn line(&self) -> String {
-        format!(
-            "summary: inputs {} (matched {}, clean {}, unreadable {}), skipped {}; audio {:.1} s in {:.1} s wall ({:.0}× real time)",
-            self.inputs,
-            self.matched,
-            self.clean,
-            self.unreadable,
-            self.skipped,
-            self.audio_s,
-            self.wall_s,
-            self.x_real_time
-        )
-    }
+/// The summary line printed on stderr after a scan.
+pub fn summary_line(s: &ScanSummary) -> String {
+    format!(
+        "summary: inputs {} (matched {}, clean {}, unreadable {}), skipped {}; audio {:.1} s in {:.1} s wall ({:.0}× real time)",
+        s.inputs, s.matched, s.clean, s.unreadable, s.skipped, s.audio_s, s.wall_s, s.x_real_time
+    )
 }
 
 /// Writes control characters (C0, DEL, C1) as `\x1b`-style escapes, so one record stays one

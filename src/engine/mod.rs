@@ -2,7 +2,11 @@
 //!
 //! This is the API the CLI, the evaluation harness and any embedding program call; it prints
 //! nothing. Indexing and scanning go through the same functions everywhere, so what the harness
-//! measures is what users run.
+//! measures is what users run: [`scan::scan_inputs`] is the whole scan pipeline, and
+//! [`report`] holds the records it delivers (the JSON output contract).
+
+pub mod report;
+pub mod scan;
 
 use std::collections::HashMap;
 use std::io::Read;
