@@ -15,16 +15,7 @@ const HANG_GUARD: Duration = Duration::from_secs(120);
 /// Runs the binary with `--db db` and `args`; fails the test (killing the process) if it has not
 /// ended within [`HANG_GUARD`].
 fn run_bounded(db: &Path, args: &[&str]) -> Output {
-    let child = Command::new(env!("CARGO_BIN_EXE_nasheed"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_bounded(child, args)
+    wait_bounded(spawn(db, args), args)
 }
 
 fn wait_bounded(mut child: std::process::Child, what: &[&str]) -> Output {
@@ -555,17 +546,9 @@ fn a_file_name_that_is_not_utf8_comes_back_byte_for_byte() {
     assert_eq!(plain.path_base64, None, "only odd names carry the bytes");
     // Named on the command line (not valid UTF-8 either), in CSV: the same column.
     let named = |args: &[&str]| {
-        let child = Command::new(env!("CARGO_BIN_EXE_nasheed"))
-            .arg("--db")
-            .arg(s.db())
-            .args(args)
-            .arg(&name)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        wait_bounded(child, args)
+        let mut with_name: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+        with_name.push(name.as_os_str());
+        wait_bounded(spawn(&s.db(), &with_name), args)
     };
     let out = named(&["scan", "--format", "csv"]);
     assert_eq!(code(&out), 1, "{}", stderr(&out));
@@ -974,7 +957,8 @@ fn track_list(db: &Path) -> Vec<(String, u64)> {
     t
 }
 
-fn spawn(db: &Path, args: &[&str]) -> std::process::Child {
+/// Starts the binary with `--db db` and `args` (any OS strings: file names need not be UTF-8).
+fn spawn<A: AsRef<std::ffi::OsStr>>(db: &Path, args: &[A]) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_nasheed"))
         .arg("--db")
         .arg(db)

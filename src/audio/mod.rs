@@ -175,8 +175,8 @@ impl<S: AudioSource> AudioSource for Limited<S> {
             return Err(AudioError::TooLong(*max_s));
         }
         *left -= block.len() as u64;
-        // Where the run of equal samples ends in this block: the last sample that differs from
-        // its successor (or from the run carried in).
+        // Follow where the current run of equal samples began (it may carry over from earlier
+        // blocks).
         let mut prev = *run_value;
         for (i, &x) in block.iter().enumerate() {
             // Non-finite samples decode as silence later on; NaN would also never equal itself.

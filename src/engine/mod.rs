@@ -1,9 +1,9 @@
 //! The pipeline joined up: a file (or any [`AudioSource`]) → landmarks → index or matches.
 //!
 //! This is the API the CLI, the evaluation harness and any embedding program call; it prints
-//! nothing. Indexing and scanning go through the same functions everywhere, so what the harness
-//! measures is what users run: [`scan::scan_inputs`] is the whole scan pipeline, and
-//! [`report`] holds the records it delivers (the JSON output contract).
+//! nothing. [`scan::scan_inputs`] is the whole scan pipeline the CLI runs, and [`report`] holds
+//! the records it delivers (the JSON output contract). The harness still fingerprints and
+//! matches each query through [`Scanner`] directly, to time the stages apart.
 
 pub mod report;
 pub mod scan;
