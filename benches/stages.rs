@@ -8,7 +8,7 @@ use nasheed::engine::{fingerprint_source, Scanner};
 use nasheed::fingerprint::{self, hash, peaks, spectrogram, FingerprintParams, Side};
 use nasheed::index::{NewTrack, SqliteStore, Store};
 use nasheed::matching::MatchParams;
-use nasheed::synth;
+use nasheed_harness::synth;
 
 fn ms(seconds: f64) -> Throughput {
     Throughput::Elements((seconds * 1000.0) as u64)

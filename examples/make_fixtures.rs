@@ -1,7 +1,7 @@
 //! Writes the synthetic audio behind the test fixtures and the README demo as WAV files:
 //! `cargo run --release --example make_fixtures -- OUT_DIR`. `tests/fixtures/make.sh` and
 //! `examples/make.sh` then encode them (ffmpeg) into the committed formats.
-use nasheed::synth;
+use nasheed_harness::synth;
 use std::path::Path;
 
 fn main() -> std::io::Result<()> {

@@ -5,7 +5,7 @@
 //! cargo run --release --example scale -- DB --reversed MASTERS_DIR [--variants 11]
 //! cargo run --release --example eval -- CORPUS --db DB      # then scan the corpus against it
 //! ```
-//! Generated distractors: each track is a different synthetic song (`nasheed::synth::song`, one
+//! Generated distractors: each track is a different synthetic song (`nasheed_harness::synth::song`, one
 //! seed per track). Real-derived distractors (`--reversed`): every WAV under MASTERS_DIR (the
 //! corpus's decoded Debian masters) time-reversed, then resampled by `variants` factors from
 //! −5 to +5 semitones (pitch and tempo together). Reversed audio can never truly match a forward
@@ -45,7 +45,7 @@ fn generated(tracks: u64, seconds: f32) -> Vec<Item> {
             path: format!("synthetic/song-{seed:05}.wav"),
             title: format!("synthetic song {seed}"),
             source: "nasheed synth (scale test)",
-            make: Box::new(move |rate| Ok(nasheed::synth::song(seed, seconds, rate))),
+            make: Box::new(move |rate| Ok(nasheed_harness::synth::song(seed, seconds, rate))),
         })
         .collect()
 }
@@ -138,7 +138,7 @@ fn main() -> anyhow::Result<()> {
     let params = FingerprintParams::default();
     let mut store = SqliteStore::open(&db, &params.id())?;
     let rate = params.sample_rate;
-    let (t0, c0) = (Instant::now(), nasheed::eval::cpu_seconds());
+    let (t0, c0) = (Instant::now(), nasheed_harness::eval::cpu_seconds());
     let (mut added, mut audio_s, mut done) = (0u64, 0.0f64, 0usize);
     for batch in items.chunks(64) {
         let todo: Vec<&Item> = batch
@@ -189,7 +189,7 @@ fn main() -> anyhow::Result<()> {
     }
     let (wall, cpu) = (
         t0.elapsed().as_secs_f64(),
-        nasheed::eval::cpu_seconds() - c0,
+        nasheed_harness::eval::cpu_seconds() - c0,
     );
     let s = store.stats()?;
     println!(

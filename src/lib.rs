@@ -11,7 +11,8 @@
 //! | share | [`pack`] | fingerprints ↔ portable pack files (no audio) |
 //! | glue | [`engine`] | the calls the CLI and the evaluation harness share |
 //!
-//! [`eval`] scores a labelled corpus (the evaluation harness's core). [`synth`] makes deterministic synthetic music for tests, benchmarks and the examples.
+//! The evaluation harness and the test-music synthesiser live apart, in the dev-only crate
+//! `tests/harness`.
 //!
 //! Printing lives in the binary's `cli` module; nothing here writes to stdout.
 //!
@@ -26,11 +27,10 @@
 
 pub mod audio;
 pub mod engine;
-pub mod eval;
 pub mod fingerprint;
+pub mod ids;
 pub mod index;
 pub mod matching;
 pub mod pack;
-pub mod synth;
 
 pub use engine::{Error, Found, Result, Scanner};

@@ -167,19 +167,19 @@ fn odd_but_valid_audio_is_handled() {
     let song = s.path("song.wav");
     write_song(&song, 3, 30.0);
     index(&s.db(), &[&song]);
-    let excerpt = nasheed::synth::song(3, 30.0, 44100)[44100 * 8..44100 * 16].to_vec();
+    let excerpt = nasheed_harness::synth::song(3, 30.0, 44100)[44100 * 8..44100 * 16].to_vec();
     // 6 channels (5.1), the music on the front pair only.
     let six: Vec<f32> = excerpt
         .iter()
         .flat_map(|&x| [x, x, 0.0, 0.0, 0.0, 0.0])
         .collect();
     let six_path = s.path("six.wav");
-    nasheed::synth::write_wav(&six_path, &six, 44100, 6).unwrap();
+    nasheed_harness::synth::write_wav(&six_path, &six, 44100, 6).unwrap();
     // 192 kHz and 8 kHz.
     let hi = s.path("hi.wav");
-    nasheed::synth::write_wav(&hi, &resample(&excerpt, 44100, 192000), 192000, 1).unwrap();
+    nasheed_harness::synth::write_wav(&hi, &resample(&excerpt, 44100, 192000), 192000, 1).unwrap();
     let lo = s.path("lo.wav");
-    nasheed::synth::write_wav(&lo, &resample(&excerpt, 44100, 8000), 8000, 1).unwrap();
+    nasheed_harness::synth::write_wav(&lo, &resample(&excerpt, 44100, 8000), 8000, 1).unwrap();
     // Float with NaN and infinities sprinkled in.
     let mut poisoned = excerpt.clone();
     for i in (0..poisoned.len()).step_by(4001) {
@@ -206,9 +206,9 @@ fn odd_but_valid_audio_is_handled() {
 
     // One sample, ten minutes of silence: no match, no error.
     let one = s.path("one.wav");
-    nasheed::synth::write_wav(&one, &[0.5], 44100, 1).unwrap();
+    nasheed_harness::synth::write_wav(&one, &[0.5], 44100, 1).unwrap();
     let silence = s.path("silence.wav");
-    nasheed::synth::write_wav(&silence, &vec![0.0; 8000 * 600], 8000, 1).unwrap();
+    nasheed_harness::synth::write_wav(&silence, &vec![0.0; 8000 * 600], 8000, 1).unwrap();
     let (code, recs) = scan(&s.db(), &[&one, &silence]);
     assert!(code == 0 || code == 2, "{recs:?}");
     assert!(recs.iter().all(|r| r.matches.is_empty()));

@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use nasheed::synth;
+use nasheed_harness::synth;
 use std::path::PathBuf;
 
 const RATE: usize = 44100;

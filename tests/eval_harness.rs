@@ -2,7 +2,7 @@
 
 mod common;
 use common::*;
-use nasheed::synth;
+use nasheed_harness::synth;
 
 #[test]
 fn harness_scores_a_tiny_generated_corpus() {
@@ -43,7 +43,7 @@ fn harness_scores_a_tiny_generated_corpus() {
     rows.push("queries/n1.wav,,,noise,5,1.00,0.0,,,noise".into());
     std::fs::write(root.join("ground_truth.csv"), rows.join("\n") + "\n").unwrap();
 
-    let report = nasheed::eval::evaluate(&root, &s.path("eval.db"), false, None).unwrap();
+    let report = nasheed_harness::eval::evaluate(&root, &s.path("eval.db"), false, None).unwrap();
     let a = &report.accuracy;
     assert_eq!(
         (a.overall.n, a.overall.hits, a.overall.aligned),

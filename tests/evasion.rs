@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use nasheed::synth;
+use nasheed_harness::synth;
 
 const RATE: u32 = 44100;
 const AT: f64 = 6.0; // where the excerpt starts in the reference (s)

@@ -90,9 +90,9 @@ fn read_summary(path: &Path) -> Summary {
 
 /// A cut of synthetic song `seed`, `from`..`to` seconds, as a 44.1 kHz WAV at `path`.
 fn write_cut(path: &Path, seed: u64, from: f32, to: f32) {
-    let song = nasheed::synth::song(seed, to, 44100);
+    let song = nasheed_harness::synth::song(seed, to, 44100);
     let cut = &song[(from * 44100.0) as usize..];
-    nasheed::synth::write_wav(path, cut, 44100, 1).unwrap();
+    nasheed_harness::synth::write_wav(path, cut, 44100, 1).unwrap();
 }
 
 #[test]
@@ -232,10 +232,10 @@ fn a_folder_of_200_hostile_uploads_is_scanned_in_bounded_time_each_file_once() {
     let dir = |i: usize| &subs[i % subs.len()];
     let rate = 44100;
     let refs: Vec<Vec<f32>> = (600..=609)
-        .map(|seed| nasheed::synth::song(seed, 24.0, rate))
+        .map(|seed| nasheed_harness::synth::song(seed, 24.0, rate))
         .collect();
     let others: Vec<Vec<f32>> = (700..705)
-        .map(|seed| nasheed::synth::song(seed, 30.0, rate))
+        .map(|seed| nasheed_harness::synth::song(seed, 30.0, rate))
         .collect();
     let cut = |x: &[f32], from: usize, secs: usize| {
         x[from * rate as usize..(from + secs) * rate as usize].to_vec()
@@ -252,7 +252,7 @@ fn a_folder_of_200_hostile_uploads_is_scanned_in_bounded_time_each_file_once() {
         };
         let p = dir(i).join(name);
         let song = &refs[i % refs.len()];
-        nasheed::synth::write_wav(&p, &cut(song, 1 + i % 12, 5 + i % 7), rate, 1).unwrap();
+        nasheed_harness::synth::write_wav(&p, &cut(song, 1 + i % 12, 5 + i % 7), rate, 1).unwrap();
         matching.push(p);
     }
     for i in 0..50 {
@@ -262,7 +262,8 @@ fn a_folder_of_200_hostile_uploads_is_scanned_in_bounded_time_each_file_once() {
             format!("clean{i:03}.m4v.part")
         };
         let p = dir(i).join(name);
-        nasheed::synth::write_wav(&p, &cut(&others[i % others.len()], i % 20, 6), rate, 1).unwrap();
+        nasheed_harness::synth::write_wav(&p, &cut(&others[i % others.len()], i % 20, 6), rate, 1)
+            .unwrap();
         clean.push(p);
     }
     for (i, source) in matching.iter().enumerate().take(25) {

@@ -84,8 +84,8 @@ fn round_trip_gives_the_same_matches_and_deterministic_bytes() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("added 3, skipped 0"));
     let clip = s.path("clip.wav");
-    let song = nasheed::synth::song(12, 20.0, 44100);
-    nasheed::synth::write_wav(&clip, &song[44100 * 4..44100 * 11], 44100, 1).unwrap();
+    let song = nasheed_harness::synth::song(12, 20.0, 44100);
+    nasheed_harness::synth::write_wav(&clip, &song[44100 * 4..44100 * 11], 44100, 1).unwrap();
     let key = |db: &std::path::Path| {
         let (code, r) = scan(db, &[&clip]);
         assert_eq!(code, 1);

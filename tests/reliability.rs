@@ -113,8 +113,8 @@ fn scans_run_while_the_index_grows() {
     let first = dir.join("s000.wav");
     index(&db, &[&first]);
     let clip = s.path("clip.wav");
-    let song = nasheed::synth::song(500, 30.0, 44100);
-    nasheed::synth::write_wav(&clip, &song[44100 * 5..44100 * 12], 44100, 1).unwrap();
+    let song = nasheed_harness::synth::song(500, 30.0, 44100);
+    nasheed_harness::synth::write_wav(&clip, &song[44100 * 5..44100 * 12], 44100, 1).unwrap();
     let mut writer = spawn_index(&db, &dir);
     let mut scans = 0;
     while writer.try_wait().unwrap().is_none() || scans < 4 {

@@ -35,8 +35,8 @@ fn sha_of(p: &Path) -> String {
 
 /// A cut of synthetic song `seed`, `from`..`to` seconds, as a 44.1 kHz WAV at `path`.
 fn write_cut(path: &Path, seed: u64, from: f32, to: f32) {
-    let song = nasheed::synth::song(seed, to, 44100);
-    nasheed::synth::write_wav(path, &song[(from * 44100.0) as usize..], 44100, 1).unwrap();
+    let song = nasheed_harness::synth::song(seed, to, 44100);
+    nasheed_harness::synth::write_wav(path, &song[(from * 44100.0) as usize..], 44100, 1).unwrap();
 }
 
 /// One JSONL record with the fields issue 14 adds, read with the test's own structs.
@@ -192,12 +192,12 @@ fn the_scan_record_carries_the_uploads_sha256() {
 #[test]
 fn pitch_cents_appears_in_text_and_csv() {
     let s = indexed_songs("ids-pitch", 2..=2, 30.0);
-    let song = nasheed::synth::song(2, 30.0, 44100);
+    let song = nasheed_harness::synth::song(2, 30.0, 44100);
     let clip = &song[6 * 44100..16 * 44100];
     let p = 2f64.powf(150.0 / 1200.0);
     let edited = resample(&stretch(clip, 1.0 / p), (44100.0 * p) as u32, 44100);
     let up = s.path("pitched.wav");
-    nasheed::synth::write_wav(&up, &edited, 44100, 1).unwrap();
+    nasheed_harness::synth::write_wav(&up, &edited, 44100, 1).unwrap();
     let u = ps(&up);
     let out = run(&s.db(), &["scan", "--format", "jsonl", &u]);
     let cents = parse_jsonl(&out.stdout)[0].matches[0]
@@ -298,7 +298,7 @@ fn an_ambiguous_or_too_short_sha_prefix_is_refused() {
     let params = FingerprintParams::default();
     {
         let mut store = SqliteStore::open(&s.db(), &params.id()).unwrap();
-        let song = nasheed::synth::song(3, 5.0, params.sample_rate);
+        let song = nasheed_harness::synth::song(3, 5.0, params.sample_rate);
         let prints = fingerprint(&song, &params, Side::Reference);
         for (i, tail) in ["0", "1"].iter().enumerate() {
             let track = NewTrack {

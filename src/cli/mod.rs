@@ -11,12 +11,10 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use nasheed::engine::report::{ScanRecord, ScanSummary};
-use nasheed::engine::scan::{ScanError, ScanInput, ScanSink};
+use nasheed::engine::scan::{ScanError, ScanSink};
 use nasheed::engine::{self, Budget, IndexEvent, IndexJob, Input};
 use nasheed::fingerprint::FingerprintParams;
-use nasheed::index::{
-    self as store_index, IndexError, Metadata, SqliteStore, Store, TrackId, TrackRef,
-};
+use nasheed::index::{self as store_index, Access, IndexError, Metadata, Store, TrackId, TrackRef};
 use nasheed::matching::MatchParams;
 use nasheed::pack;
 
@@ -154,11 +152,11 @@ fn index(
             );
         }
     }
-    let mut store = open_for_writing(db, params)?;
+    let mut store = open_for_writing(db, params, Access::Create)?;
     let mut bar = IndexProgress::new(&jobs);
     let started = Instant::now();
-    let cpu0 = nasheed::eval::cpu_seconds();
-    let summary = engine::index_files(&mut store, jobs, params, budget, &mut |ev| {
+    let cpu0 = engine::cpu_seconds();
+    let summary = engine::index_files(&mut *store, jobs, params, budget, &mut |ev| {
         let path = match ev {
             IndexEvent::Failed { error, path } => {
                 let line = escape_controls(&error.to_string()).into_owned();
@@ -179,7 +177,7 @@ fn index(
         b.bar.finish_and_clear();
     }
     let wall = started.elapsed().as_secs_f64();
-    let cpu = nasheed::eval::cpu_seconds() - cpu0;
+    let cpu = engine::cpu_seconds() - cpu0;
     eprintln!(
         "indexed {}, skipped {} (already indexed), failed {}; {:.2} h of audio in {:.1} s: {:.0}× real time ({:.0}× per CPU-second)",
         summary.indexed,
@@ -440,34 +438,9 @@ fn scan(db: &Path, params: &FingerprintParams, a: ScanArgs) -> anyhow::Result<Ou
         skipped: expanded.skipped.len(),
         ..ScanSummary::default()
     };
-    let mut spools = Spools::default();
-    let mut inputs: Vec<ScanInput> = Vec::new();
-    for item in expanded.inputs {
-        let (name, file) = match item {
-            Ok(Input::File(f)) => (f.clone(), Ok(f)),
-            Ok(Input::Stdin) => {
-                let read = spools.spool(&mut std::io::stdin().lock(), "-", a.max_stream_bytes);
-                (PathBuf::from("-"), read)
-            }
-            Ok(Input::Stream(f)) => {
-                let name = f.display().to_string();
-                let read = std::fs::File::open(&f)
-                    .map_err(|e| format!("{name}: cannot read: {e}"))
-                    .and_then(|mut r| spools.spool(&mut r, &name, a.max_stream_bytes));
-                (f, read)
-            }
-            Err(e) => {
-                let name = match &e {
-                    engine::Error::Io { path, .. } | engine::Error::Audio { path, .. } => {
-                        path.clone()
-                    }
-                    _ => String::new(),
-                };
-                (PathBuf::from(name), Err(e.to_string()))
-            }
-        };
-        inputs.push(ScanInput { name, file });
-    }
+    // Holds stdin's copy (and any stream's) until the scan ends.
+    let prepared = engine::inputs::prepare(expanded.inputs, a.max_stream_bytes);
+    let inputs = &prepared.inputs;
     if inputs.is_empty() {
         summary.finish(started.elapsed().as_secs_f64());
         eprintln!("{}", summary_line(&summary));
@@ -477,14 +450,11 @@ fn scan(db: &Path, params: &FingerprintParams, a: ScanArgs) -> anyhow::Result<Ou
             list_paths(&a.paths)
         );
     }
-    // One matcher per core, each with its own index connection (SQLite readers run side by
-    // side). Packs are loaded into memory, once: they get a single matcher.
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if !pack::is_pack_source(db) {
-        for _ in 1..cores.min(inputs.len()) {
-            stores.push(open_for_reading(db, params)?);
-        }
-    }
+    stores.extend(store_index::more_readers(
+        db,
+        &params.id(),
+        engine::scan::matchers_for(inputs.len()) - 1,
+    )?);
     let stdout = std::io::stdout().lock();
     let bar = if a.quiet {
         None
@@ -500,7 +470,7 @@ fn scan(db: &Path, params: &FingerprintParams, a: ScanArgs) -> anyhow::Result<Ou
         summary: &mut summary,
         errors_to_stderr,
     };
-    match engine::scan::scan_inputs(stores, &inputs, params, &mp, &budget, &mut printer) {
+    match engine::scan::scan_inputs(&mut stores, inputs, params, &mp, &budget, &mut printer) {
         Err(ScanError::Sink(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
         other => other?,
     }
@@ -584,60 +554,6 @@ impl<W: Write> ScanSink for Printer<'_, W> {
     }
 }
 
-/// Spooled copies of stdin and of named streams (FIFOs, devices), removed when the scan ends,
-/// also on an error or a broken pipe (not when the process is killed). The decoder needs a file
-/// it can seek in, and a stream can be read only once.
-#[derive(Default)]
-struct Spools(Vec<PathBuf>);
-
-impl Drop for Spools {
-    fn drop(&mut self) {
-        for path in &self.0 {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
-impl Spools {
-    /// Copies at most `cap` bytes of `from` into a new temp file only this user can read
-    /// (uploads are sensitive); a longer input, or one that cannot be read, is an error naming it.
-    fn spool(
-        &mut self,
-        from: &mut dyn std::io::Read,
-        name: &str,
-        cap: u64,
-    ) -> Result<PathBuf, String> {
-        use std::io::Read;
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let file = format!(
-            "nasheed-stdin-{}-{nanos}-{}",
-            std::process::id(),
-            self.0.len()
-        );
-        let path = std::env::temp_dir().join(file);
-        let mut options = std::fs::OpenOptions::new();
-        // A new file only: never follow a link or reuse a file someone left there.
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut f = options
-            .open(&path)
-            .map_err(|e| format!("{name}: cannot spool to {}: {e}", path.display()))?;
-        self.0.push(path.clone());
-        let copied = std::io::copy(&mut from.take(cap.saturating_add(1)), &mut f)
-            .and_then(|n| f.flush().map(|_| n))
-            .map_err(|e| format!("{name}: cannot read: {e}"))?;
-        if copied > cap {
-            return Err(format!(
-                "{name}: longer than {cap} bytes, the limit for a stream (--max-stream-bytes)"
-            ));
-        }
-        Ok(path)
-    }
-}
-
 fn list(db: &Path, params: &FingerprintParams, format: ListFormat) -> anyhow::Result<Outcome> {
     let store = open_to_inspect(db, params)?;
     let tracks = store.tracks()?;
@@ -714,12 +630,12 @@ fn remove(
     filter: &[(String, String)],
 ) -> anyhow::Result<Outcome> {
     refuse_pack(db)?;
-    let mut store = SqliteStore::open_existing(db, &params.id())?;
+    let mut store = open_for_writing(db, params, Access::Modify)?;
     // Each track named is removed or reported; one that cannot be found does not stop the rest.
     let mut failed = false;
     let mut ids = Vec::new();
     for r in tracks {
-        match store_index::resolve(&store, r) {
+        match store_index::resolve(&*store, r) {
             Ok(id) => ids.push(id),
             Err(e) => {
                 eprintln!("error: {e}");
@@ -728,7 +644,7 @@ fn remove(
         }
     }
     if !filter.is_empty() {
-        let matching = ids_where(&store, filter)?;
+        let matching = ids_where(&*store, filter)?;
         if tracks.is_empty() {
             ids = matching;
         } else {
@@ -771,9 +687,9 @@ fn tag(
     edit: &Edit,
 ) -> anyhow::Result<Outcome> {
     refuse_pack(db)?;
-    let mut store = SqliteStore::open_existing(db, &params.id())?;
+    let mut store = open_for_writing(db, params, Access::Modify)?;
     // All or nothing: every track must be found before any is changed.
-    let ids = select(&store, db, tracks, filter)?;
+    let ids = select(&*store, db, tracks, filter)?;
     if edit.title.is_some() && ids.len() != 1 {
         bail!("--title needs exactly one track ({} selected)", ids.len());
     }
@@ -873,23 +789,18 @@ fn filter_text(filter: &[(String, String)]) -> String {
     v.join(" and ")
 }
 
-/// An index database, or a pack / folder of packs loaded into memory.
-fn open_for_reading(db: &Path, params: &FingerprintParams) -> anyhow::Result<SqliteStore> {
-    if pack::is_pack_source(db) {
-        return pack::load(db, &params.id())
-            .with_context(|| format!("loading packs from {}", db.display()));
-    }
-    Ok(SqliteStore::open_read_only(db, &params.id())?)
+/// The index (a database, a pack or a folder of packs) to scan against.
+fn open_for_reading(
+    db: &Path,
+    params: &FingerprintParams,
+) -> anyhow::Result<Box<dyn Store + Send>> {
+    Ok(store_index::open(db, &params.id(), Access::Read)?)
 }
 
 /// Like [`open_for_reading`], but an index or pack built with other fingerprint parameters is
 /// opened too (read-only, with a note on stderr): it can be listed, counted and exported.
-fn open_to_inspect(db: &Path, params: &FingerprintParams) -> anyhow::Result<SqliteStore> {
-    let store = if pack::is_pack_source(db) {
-        pack::load_to_inspect(db).with_context(|| format!("loading packs from {}", db.display()))?
-    } else {
-        SqliteStore::open_to_inspect(db)?
-    };
+fn open_to_inspect(db: &Path, params: &FingerprintParams) -> anyhow::Result<Box<dyn Store + Send>> {
+    let store = store_index::open(db, &params.id(), Access::Inspect)?;
     if store.params_id() != params.id() {
         eprintln!(
             "note: {} was built with fingerprint parameters {}, this build uses {}: it can be listed and exported, not scanned",
@@ -901,11 +812,15 @@ fn open_to_inspect(db: &Path, params: &FingerprintParams) -> anyhow::Result<Sqli
     Ok(store)
 }
 
-/// An index database opened for writing, created when missing.
-fn open_for_writing(db: &Path, params: &FingerprintParams) -> anyhow::Result<SqliteStore> {
-    SqliteStore::open(db, &params.id()).map_err(|e| match e {
+/// An index database opened for writing (`Create`: made when missing; `Modify`: must exist).
+fn open_for_writing(
+    db: &Path,
+    params: &FingerprintParams,
+    access: Access,
+) -> anyhow::Result<Box<dyn Store + Send>> {
+    store_index::open(db, &params.id(), access).map_err(|e| match e {
         // SQLite's own messages do not always say which file.
-        IndexError::Db(_) => {
+        IndexError::Backend(_) => {
             anyhow::Error::new(e).context(format!("opening index {}", db.display()))
         }
         // These name the file already.
@@ -930,8 +845,8 @@ fn export(
     }
     let store = open_to_inspect(db, params)?;
     // A pack short of a track asked for would pass for a complete one: nothing is written then.
-    let chosen = select(&store, db, tracks, filter).map_err(|e| e.context("nothing exported"))?;
-    let bytes = pack::export(&store, &chosen)?;
+    let chosen = select(&*store, db, tracks, filter).map_err(|e| e.context("nothing exported"))?;
+    let bytes = pack::export(&*store, &chosen)?;
     match out {
         Some(path) => std::fs::write(&path, &bytes)
             .with_context(|| format!("{}: cannot write", path.display()))?,
@@ -948,7 +863,7 @@ fn import(db: &Path, params: &FingerprintParams, packs: &[PathBuf]) -> anyhow::R
     refuse_pack(db)?;
     // Opened at the first pack that reads well: an import that fails throughout leaves no new,
     // empty database behind.
-    let mut store: Option<SqliteStore> = None;
+    let mut store: Option<Box<dyn Store + Send>> = None;
     let mut failed = false;
     for p in packs {
         let started = Instant::now();
@@ -960,9 +875,9 @@ fn import(db: &Path, params: &FingerprintParams, packs: &[PathBuf]) -> anyhow::R
                 // An index that cannot be opened fails every pack alike: said once.
                 let store = match &mut store {
                     Some(s) => s,
-                    None => store.insert(open_for_writing(db, params)?),
+                    None => store.insert(open_for_writing(db, params, Access::Create)?),
                 };
-                pack::add(store, tracks).map_err(anyhow::Error::from)
+                pack::add(&mut **store, tracks).map_err(anyhow::Error::from)
             }
             Err(e) => Err(e),
         };

@@ -5,8 +5,11 @@
 //! the records it delivers (the JSON output contract). The harness still fingerprints and
 //! matches each query through [`Scanner`] directly, to time the stages apart.
 
+pub mod inputs;
 pub mod report;
 pub mod scan;
+
+pub use inputs::{expand_inputs, Expanded, Input, SkipReason, Skipped};
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -213,6 +216,19 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// Process CPU time (user + system) from /proc; 0 where unavailable.
+pub fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// A match in seconds, with the reference it names.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Found {
@@ -294,11 +310,7 @@ impl<'a> Scanner<'a> {
     pub fn stream(&self) -> ScanStream<'_> {
         ScanStream {
             scanner: self,
-            windows: matching::WindowMatcher::new(
-                self.store,
-                Box::new(|id| self.ref_frames(id)),
-                &self.match_params,
-            ),
+            windows: matching::WindowMatcher::new(self, &self.match_params),
         }
     }
 
@@ -374,10 +386,35 @@ impl<'a> Scanner<'a> {
     }
 }
 
+/// Matching sees the index through the scanner: postings and peaks from the store, lengths from
+/// the scanner's cache.
+impl matching::References for Scanner<'_> {
+    type Error = IndexError;
+
+    fn lookup(
+        &self,
+        hashes: &[u32],
+        hit: &mut dyn FnMut(u32, TrackId, u32),
+    ) -> std::result::Result<(), IndexError> {
+        self.store.lookup(hashes, hit)
+    }
+
+    fn peaks(
+        &self,
+        track: TrackId,
+    ) -> std::result::Result<Vec<crate::fingerprint::Peak>, IndexError> {
+        self.store.peaks(track)
+    }
+
+    fn frames(&self, track: TrackId) -> u32 {
+        self.ref_frames(track)
+    }
+}
+
 /// One upload being matched as its fingerprint streams in (from [`Scanner::stream`]).
 pub struct ScanStream<'s> {
     scanner: &'s Scanner<'s>,
-    windows: matching::WindowMatcher<'s>,
+    windows: matching::WindowMatcher<'s, Scanner<'s>>,
 }
 
 impl ScanStream<'_> {
@@ -391,214 +428,6 @@ impl ScanStream<'_> {
         let matches = self.windows.finish(frames)?;
         Ok(self.scanner.found(matches, duration_s))
     }
-}
-
-/// One input found by [`expand_inputs`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Input {
-    /// A regular file (or a path that does not exist: opening it reports the error).
-    File(PathBuf),
-    /// A named input that is not a regular file (FIFO, character device, socket): it can be read
-    /// only once and may never end, so a caller reads it with a bound.
-    Stream(PathBuf),
-    /// Standard input, named `-`: like a stream.
-    Stdin,
-}
-
-impl Input {
-    /// The path as given or found (`-` for stdin).
-    pub fn path(&self) -> &Path {
-        match self {
-            Input::File(p) | Input::Stream(p) => p,
-            Input::Stdin => Path::new("-"),
-        }
-    }
-}
-
-/// Why a folder walk passed over an entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SkipReason {
-    /// Not a regular file (a FIFO could block the walk forever, a device never end).
-    NotRegular(&'static str),
-    /// A symbolic link back to a folder the walk is inside.
-    Loop(PathBuf),
-    /// The same file (device and inode) as one already listed under another path.
-    SameFile(PathBuf),
-}
-
-/// An entry a folder walk passed over, with the reason.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}: {}", path.display(), match reason {
-    SkipReason::NotRegular(kind) => format!("not a regular file ({kind})"),
-    SkipReason::Loop(to) => format!("symbolic link loop back to {}", to.display()),
-    SkipReason::SameFile(first) => format!("the same file as {}", first.display()),
-})]
-pub struct Skipped {
-    /// The entry.
-    pub path: PathBuf,
-    /// Why.
-    pub reason: SkipReason,
-}
-
-/// The inputs named on a command line, folders expanded.
-#[derive(Debug, Default)]
-pub struct Expanded {
-    /// Files to read, in order (folders sorted by name, depth first); an `Err` is an entry that
-    /// could not be read (it names the path) and counts as an input.
-    pub inputs: Vec<std::result::Result<Input, Error>>,
-    /// Entries passed over, for the caller to report.
-    pub skipped: Vec<Skipped>,
-    /// Folders named on the command line in which the walk found no file at all.
-    pub empty_folders: Vec<PathBuf>,
-}
-
-/// Expands files and folders into inputs. Folders are walked recursively following symbolic
-/// links, with loop detection; each file is listed once (by device and inode), whatever its
-/// name or extension (the decoder's probe decides what is audio); only regular files are taken
-/// from folders. Named paths are always listed: a non-regular one as [`Input::Stream`], `-` as
-/// [`Input::Stdin`].
-pub fn expand_inputs(inputs: &[PathBuf]) -> Expanded {
-    let mut out = Expanded::default();
-    let mut seen = Seen::default();
-    for p in inputs {
-        if p.as_os_str() == "-" {
-            out.inputs.push(Ok(Input::Stdin));
-            continue;
-        }
-        match std::fs::metadata(p) {
-            Ok(m) if m.is_dir() => {
-                let before = out.inputs.len() + out.skipped.len();
-                if walk(p, &mut seen, &mut out) && out.inputs.len() + out.skipped.len() == before {
-                    out.empty_folders.push(p.clone());
-                }
-            }
-            Ok(m) if !m.is_file() => out.inputs.push(Ok(Input::Stream(p.clone()))),
-            Ok(m) => {
-                seen.first(&m, p);
-                out.inputs.push(Ok(Input::File(p.clone())));
-            }
-            Err(_) => out.inputs.push(Ok(Input::File(p.clone()))),
-        }
-    }
-    out
-}
-
-/// Files and folders already listed, by device and inode.
-#[derive(Default)]
-struct Seen(HashMap<(u64, u64), PathBuf>);
-
-impl Seen {
-    /// `None` the first time a file is met; else the path it was first listed under.
-    fn first(&mut self, meta: &std::fs::Metadata, path: &Path) -> Option<PathBuf> {
-        match self.0.entry(file_key(meta, path)) {
-            std::collections::hash_map::Entry::Occupied(e) => Some(e.get().clone()),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(path.to_path_buf());
-                None
-            }
-        }
-    }
-}
-
-#[cfg(unix)]
-fn file_key(meta: &std::fs::Metadata, _path: &Path) -> (u64, u64) {
-    use std::os::unix::fs::MetadataExt;
-    (meta.dev(), meta.ino())
-}
-
-/// Without inodes, the canonical path stands in for the file's identity.
-#[cfg(not(unix))]
-fn file_key(_meta: &std::fs::Metadata, path: &Path) -> (u64, u64) {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    path.canonicalize()
-        .unwrap_or_else(|_| path.to_path_buf())
-        .hash(&mut h);
-    (0, h.finish())
-}
-
-/// What a non-regular file is, for the skip message.
-fn special_kind(ft: std::fs::FileType) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if ft.is_fifo() {
-            return "FIFO";
-        }
-        if ft.is_socket() {
-            return "socket";
-        }
-        if ft.is_char_device() || ft.is_block_device() {
-            return "device";
-        }
-    }
-    let _ = ft;
-    "special file"
-}
-
-/// Walks one folder; false if it had been walked already (it adds nothing then).
-fn walk(dir: &Path, seen: &mut Seen, out: &mut Expanded) -> bool {
-    let mut it = walkdir::WalkDir::new(dir)
-        .follow_links(true)
-        .sort_by_file_name()
-        .into_iter();
-    while let Some(entry) = it.next() {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(e) => {
-                let path = e.path().unwrap_or(dir).to_path_buf();
-                if let Some(to) = e.loop_ancestor() {
-                    let reason = SkipReason::Loop(to.to_path_buf());
-                    out.skipped.push(Skipped { path, reason });
-                } else {
-                    let source = e
-                        .into_io_error()
-                        .unwrap_or_else(|| std::io::Error::other("cannot walk"));
-                    out.inputs.push(Err(Error::Io {
-                        path: path.display().to_string(),
-                        source,
-                    }));
-                }
-                continue;
-            }
-        };
-        let meta = match entry.metadata() {
-            Ok(m) => m,
-            Err(e) => {
-                let source = e
-                    .into_io_error()
-                    .unwrap_or_else(|| std::io::Error::other("cannot stat"));
-                out.inputs.push(Err(Error::Io {
-                    path: entry.path().display().to_string(),
-                    source,
-                }));
-                continue;
-            }
-        };
-        let first = seen.first(&meta, entry.path());
-        if meta.is_dir() {
-            // A folder reached a second time through a link: its files are listed already.
-            if first.is_some() {
-                if entry.depth() == 0 {
-                    return false;
-                }
-                it.skip_current_dir();
-            }
-            continue;
-        }
-        let path = entry.into_path();
-        if let Some(first) = first {
-            let reason = SkipReason::SameFile(first);
-            out.skipped.push(Skipped { path, reason });
-        } else if meta.is_file() {
-            out.inputs.push(Ok(Input::File(path)));
-        } else {
-            let reason = SkipReason::NotRegular(special_kind(meta.file_type()));
-            out.skipped.push(Skipped { path, reason });
-        }
-    }
-    true
 }
 
 /// One file to index, with what is known of it.
@@ -825,7 +654,7 @@ mod tests {
     }
     use crate::fingerprint::fingerprint;
     use crate::index::{NewTrack, SqliteStore};
-    use crate::synth;
+    use nasheed_harness::synth;
 
     /// A long upload matched as a stream, in small pieces, gives exactly the matches of the
     /// whole fingerprint matched at once (three windows, a match crossing a window edge).

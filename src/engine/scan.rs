@@ -56,13 +56,19 @@ pub enum ScanError {
     Sink(std::io::Error),
 }
 
+/// Matchers worth running for `inputs` inputs: one per core, no more than inputs.
+pub fn matchers_for(inputs: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores.min(inputs).max(1)
+}
+
 /// Inputs a matcher may run ahead of the first one not yet delivered.
 pub const LOOKAHEAD: usize = 32;
 
 /// Scans `inputs` with one matcher per store in `stores` (all over the same index, built with
 /// `params`), delivering every record to `sink` in input order.
-pub fn scan_inputs<S: Store + Send>(
-    stores: Vec<S>,
+pub fn scan_inputs(
+    stores: &mut [Box<dyn Store + Send>],
     inputs: &[ScanInput],
     params: &FingerprintParams,
     match_params: &MatchParams,
@@ -74,10 +80,10 @@ pub fn scan_inputs<S: Store + Send>(
     let order = InOrder::new(LOOKAHEAD);
     let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<ScanRecord, Error>)>();
     std::thread::scope(|scope| {
-        for store in stores {
+        for store in stores.iter_mut() {
             let (tx, next, stop, order) = (tx.clone(), &next, &stop, &order);
             scope.spawn(move || {
-                let scanner = Scanner::new(&store, params, match_params);
+                let scanner = Scanner::new(&**store, params, match_params);
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(input) = inputs.get(i) else {

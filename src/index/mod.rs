@@ -1,7 +1,8 @@
 //! The fingerprint index: reference tracks with their metadata, and every landmark hash with the
 //! track and frame it came from.
 //!
-//! [`Store`] is the seam; [`sqlite::SqliteStore`] the embedded default. A store records the
+//! [`Store`] is the seam; [`open`] picks the backend from the location (a pack file or folder
+//! of packs loaded into memory, else an SQLite file, the embedded default). A store records the
 //! fingerprint-parameter id it was built with and refuses to open with other parameters, so
 //! hashes made differently are never mixed. This module knows nothing of audio decoding or of how
 //! matches are scored.
@@ -9,17 +10,15 @@
 pub mod sqlite;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::fingerprint::{Peak, Prints};
 
 pub use sqlite::SqliteStore;
 
-/// Row id of a reference track.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct TrackId(pub i64);
+pub use crate::ids::TrackId;
 
 /// How a user names a track: its local id (which differs between an index and one its pack was
 /// imported into), or its content SHA-256 or a prefix of it (the same everywhere).
@@ -157,9 +156,9 @@ pub struct Stats {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum IndexError {
-    /// The database engine failed.
+    /// The backend (the database engine) failed; its own error, whichever backend it is.
     #[error("index database: {0}")]
-    Db(#[from] rusqlite::Error),
+    Backend(Box<dyn std::error::Error + Send + Sync>),
     /// The index was built with other fingerprint parameters.
     #[error("index {path} was built with fingerprint parameters {stored}, this build uses {current}: re-index, or use a matching build (`list`, `stats` and `export` still read it)")]
     ParamsMismatch {
@@ -215,6 +214,17 @@ pub enum IndexError {
         /// The tracks it names (the first few).
         ids: Vec<TrackId>,
     },
+    /// A pack, or a folder of packs, cannot be loaded.
+    #[error("loading packs from {}: {reason}", path.display())]
+    Pack {
+        /// The pack or folder.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A pack or a folder was given where an index is written.
+    #[error("--db {} is a fingerprint pack or a folder, which is read-only: write to an index database file, or `import` the pack into one", .0.display())]
+    ReadOnly(PathBuf),
     /// The index file cannot be created or opened for writing; says why in plain words.
     #[error("{}: {reason}", path.display())]
     CannotOpen {
@@ -228,6 +238,60 @@ pub enum IndexError {
 fn list_ids(ids: &[TrackId]) -> String {
     let v: Vec<String> = ids.iter().map(|i| i.0.to_string()).collect();
     v.join(", ")
+}
+
+/// How a command means to use an index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Scan against it: it must hold this build's fingerprint parameters.
+    Read,
+    /// List, count or export it, whatever fingerprint parameters built it.
+    Inspect,
+    /// Add to it, creating it when missing.
+    Create,
+    /// Change an existing index (remove, tag); a missing one is an error.
+    Modify,
+}
+
+/// Opens the index at `location` for `access`, picking the backend: a fingerprint pack or a
+/// folder (of packs) is loaded into memory, read-only; anything else is an SQLite index file.
+/// `params_id` is this build's fingerprint-parameter id (not checked for [`Access::Inspect`]).
+pub fn open(location: &Path, params_id: &str, access: Access) -> Result<Box<dyn Store + Send>> {
+    if location.is_dir() || crate::pack::is_pack_source(location) {
+        let packs = |e: crate::pack::PackError| IndexError::Pack {
+            path: location.to_path_buf(),
+            reason: e.to_string(),
+        };
+        return Ok(match access {
+            Access::Read => Box::new(crate::pack::load(location, params_id).map_err(packs)?),
+            Access::Inspect => Box::new(crate::pack::load_to_inspect(location).map_err(packs)?),
+            Access::Create | Access::Modify => {
+                return Err(IndexError::ReadOnly(location.to_path_buf()))
+            }
+        });
+    }
+    Ok(match access {
+        Access::Read => Box::new(SqliteStore::open_read_only(location, params_id)?),
+        Access::Inspect => Box::new(SqliteStore::open_to_inspect(location)?),
+        Access::Create => Box::new(SqliteStore::open(location, params_id)?),
+        Access::Modify => Box::new(SqliteStore::open_existing(location, params_id)?),
+    })
+}
+
+/// Up to `wanted` more read connections to the index at `location`, beside one already open,
+/// for matchers working side by side (SQLite readers do not block each other). Packs are
+/// loaded into memory once and shared by one matcher: none more.
+pub fn more_readers(
+    location: &Path,
+    params_id: &str,
+    wanted: usize,
+) -> Result<Vec<Box<dyn Store + Send>>> {
+    if location.is_dir() || crate::pack::is_pack_source(location) {
+        return Ok(Vec::new());
+    }
+    (0..wanted)
+        .map(|_| open(location, params_id, Access::Read))
+        .collect()
 }
 
 /// Result alias of this module.

@@ -217,9 +217,7 @@ impl SqliteStore {
             // on a read-only mount or in a folder this user cannot write (a common way to ship
             // an index to scanners). No writer can work there either, or it would have made the
             // file: the index is opened as immutable, which needs nothing beside it.
-            Err(IndexError::Db(rusqlite::Error::SqliteFailure(f, _)))
-                if f.code == rusqlite::ErrorCode::CannotOpen =>
-            {
+            Err(e) if sqlite_code(&e) == Some(rusqlite::ErrorCode::CannotOpen) => {
                 let uri = format!("file:{}?immutable=1", uri_path(path));
                 let conn = Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI)?;
                 Self::init(conn, path, params_id, Access::Read)
@@ -247,16 +245,15 @@ impl SqliteStore {
     ) -> Result<Self> {
         conn.busy_timeout(Duration::from_secs(60))?;
         // Who the file belongs to is settled first: nothing below may touch another program's.
-        let kind = identify(&conn).map_err(|e| match e {
-            IndexError::Db(rusqlite::Error::SqliteFailure(f, _))
-                if f.code == rusqlite::ErrorCode::NotADatabase =>
-            {
+        let kind = identify(&conn).map_err(|e| {
+            if sqlite_code(&e) == Some(rusqlite::ErrorCode::NotADatabase) {
                 IndexError::NotAnIndex {
                     path: path.to_path_buf(),
                     what: "not an SQLite database".into(),
                 }
+            } else {
+                e
             }
-            other => other,
         })?;
         match kind {
             FileKind::Foreign(what) => {
@@ -361,8 +358,28 @@ impl SqliteStore {
 /// here" (SQLite opens lazily: a read-only mount shows only at the first statement).
 fn plainly(path: &Path, e: IndexError) -> IndexError {
     match e {
-        IndexError::Db(e) => why_not_open(path, e),
+        IndexError::Backend(b) => match b.downcast::<rusqlite::Error>() {
+            Ok(e) => why_not_open(path, *e),
+            Err(b) => IndexError::Backend(b),
+        },
         other => other,
+    }
+}
+
+impl From<rusqlite::Error> for IndexError {
+    fn from(e: rusqlite::Error) -> Self {
+        IndexError::Backend(Box::new(e))
+    }
+}
+
+/// SQLite's primary error code, when `e` is SQLite's error.
+fn sqlite_code(e: &IndexError) -> Option<rusqlite::ErrorCode> {
+    match e {
+        IndexError::Backend(b) => match b.downcast_ref::<rusqlite::Error>() {
+            Some(rusqlite::Error::SqliteFailure(f, _)) => Some(f.code),
+            _ => None,
+        },
+        _ => None,
     }
 }
 

@@ -4,7 +4,8 @@
 //! `reference frame − query frame`; a true match piles its hits on one offset, chance hits spread
 //! over all of them. A peak of the offset histogram becomes a candidate; its hits are split into
 //! segments where the query has long gaps; segments that overlap in the query keep only the
-//! strongest. This module knows nothing of SQL or files: hits arrive through [`crate::index::Store`].
+//! strongest. This module knows nothing of SQL or files: postings, peaks and lengths of references arrive
+//! through the small [`References`] trait, implemented by whoever holds the index.
 //!
 //! The strongest candidates are then checked peak by peak against the reference ([`verify`]),
 //! which also gives the confidence.
@@ -14,9 +15,27 @@ pub mod verify;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::fingerprint::{warped_landmarks, FingerprintParams, Landmark, Prints, Warp};
-use crate::index::{Store, TrackId};
+use crate::fingerprint::{warped_landmarks, FingerprintParams, Landmark, Peak, Prints, Warp};
+use crate::ids::TrackId;
 pub use verify::Verification;
+
+/// What matching needs to know of the references: their postings, peaks and lengths. The
+/// engine implements it over an index; tests implement it over a few vectors.
+pub trait References {
+    /// Why a lookup failed (the index's error, passed through untouched).
+    type Error;
+    /// Calls `hit(hash, track, frame)` for every stored occurrence of each of `hashes`, all
+    /// occurrences of one hash together.
+    fn lookup(
+        &self,
+        hashes: &[u32],
+        hit: &mut dyn FnMut(u32, TrackId, u32),
+    ) -> Result<(), Self::Error>;
+    /// A reference's stored peaks, sorted by (frame, bin).
+    fn peaks(&self, track: TrackId) -> Result<Vec<Peak>, Self::Error>;
+    /// A reference's length in frames (the confidence counts the offsets it allows).
+    fn frames(&self, track: TrackId) -> u32;
+}
 
 /// Matching thresholds and tolerances.
 #[derive(Debug, Clone, PartialEq)]
@@ -199,16 +218,14 @@ struct Hit {
     hash: u32,
 }
 
-/// Finds the matches of a whole query. `ref_frames(track)` gives a reference's length in
-/// frames; `query_frames` is the query's length. Matches come ordered by query start.
-pub fn find_matches(
-    store: &dyn Store,
+/// Finds the matches of a whole query of `query_frames` frames, ordered by query start.
+pub fn find_matches<R: References + ?Sized>(
+    refs: &R,
     query: &Prints,
     query_frames: u32,
-    ref_frames: &dyn Fn(TrackId) -> u32,
     params: &MatchParams,
-) -> crate::index::Result<Vec<Match>> {
-    let mut windows = WindowMatcher::new(store, Box::new(ref_frames), params);
+) -> Result<Vec<Match>, R::Error> {
+    let mut windows = WindowMatcher::new(refs, params);
     windows.push(query.clone(), query_frames)?;
     windows.finish(query_frames)
 }
@@ -216,9 +233,8 @@ pub fn find_matches(
 /// Matches an upload window by window as its fingerprint streams in (one window for anything up
 /// to 70 s), so memory stays bounded whatever the upload's length; pieces of one alignment that
 /// cross windows are joined again at the end.
-pub struct WindowMatcher<'a> {
-    store: &'a dyn Store,
-    ref_frames: Box<dyn Fn(TrackId) -> u32 + 'a>,
+pub struct WindowMatcher<'a, R: References + ?Sized> {
+    refs: &'a R,
     params: &'a MatchParams,
     /// Landmarks and peaks from frame `start` on (absolute frames).
     pending: Prints,
@@ -228,16 +244,11 @@ pub struct WindowMatcher<'a> {
     trials: f64,
 }
 
-impl<'a> WindowMatcher<'a> {
+impl<'a, R: References + ?Sized> WindowMatcher<'a, R> {
     /// A matcher for one upload.
-    pub fn new(
-        store: &'a dyn Store,
-        ref_frames: Box<dyn Fn(TrackId) -> u32 + 'a>,
-        params: &'a MatchParams,
-    ) -> Self {
+    pub fn new(refs: &'a R, params: &'a MatchParams) -> Self {
         WindowMatcher {
-            store,
-            ref_frames,
+            refs,
             params,
             pending: Prints::default(),
             start: 0,
@@ -248,7 +259,7 @@ impl<'a> WindowMatcher<'a> {
 
     /// Adds landmarks and peaks (absolute frames) that are final before frame `done`, and
     /// matches every window that is now complete.
-    pub fn push(&mut self, prints: Prints, done: u32) -> crate::index::Result<()> {
+    pub fn push(&mut self, prints: Prints, done: u32) -> Result<(), R::Error> {
         self.pending.append(prints);
         // Strictly more than a window: a window ending exactly at the end is the last one, and
         // only `finish` knows where the end is.
@@ -263,7 +274,7 @@ impl<'a> WindowMatcher<'a> {
     }
 
     /// Matches the last window of an upload of `frames` frames; all matches, by query start.
-    pub fn finish(mut self, frames: u32) -> crate::index::Result<Vec<Match>> {
+    pub fn finish(mut self, frames: u32) -> Result<Vec<Match>, R::Error> {
         self.push(Prints::default(), frames)?;
         if self.start < frames {
             self.match_window(frames)?;
@@ -282,16 +293,10 @@ impl<'a> WindowMatcher<'a> {
         Ok(resolve_overlaps(self.found))
     }
 
-    fn match_window(&mut self, end: u32) -> crate::index::Result<()> {
+    fn match_window(&mut self, end: u32) -> Result<(), R::Error> {
         let start = self.start;
         let part = self.pending.window(start, end);
-        let (cands, trials) = candidates(
-            self.store,
-            &part,
-            end - start,
-            &self.ref_frames,
-            self.params,
-        )?;
+        let (cands, trials) = candidates(self.refs, &part, end - start, self.params)?;
         self.trials += trials;
         for mut m in cands {
             m.query_frames = (m.query_frames.0 + start, m.query_frames.1 + start);
@@ -311,13 +316,12 @@ const WINDOW_OVERLAP: u32 = 625;
 /// Every verified candidate that passes the thresholds, overlapping ones included (the raw
 /// material of [`find_matches`]; the evaluation harness uses it to see the best wrong candidate),
 /// and the number of alignments searched (the confidence's multiple-test factor).
-pub fn candidates(
-    store: &dyn Store,
+pub fn candidates<R: References + ?Sized>(
+    refs: &R,
     query: &Prints,
     query_frames: u32,
-    ref_frames: &dyn Fn(TrackId) -> u32,
     params: &MatchParams,
-) -> crate::index::Result<(Vec<Match>, f64)> {
+) -> Result<(Vec<Match>, f64), R::Error> {
     // Landmarks under every warp, then one lookup for all of them: neighbouring warps share
     // most of their hashes, so the union is much smaller than the sum.
     let fp = &params.fingerprint;
@@ -334,7 +338,7 @@ pub fn candidates(
             false => warped_landmarks(&sparse, w, fp, params.warp_density.fan_out),
         })
         .collect();
-    let mut hits = collect_hits(store, &warped, &params.warps)?;
+    let mut hits = collect_hits(refs, &warped, &params.warps)?;
     let mut cands = Vec::new();
     let mut trials = 0.0;
     for (w, &warp) in params.warps.iter().enumerate() {
@@ -342,24 +346,24 @@ pub fn candidates(
             std::mem::take(&mut hits[w]),
             query_frames,
             warp,
-            ref_frames,
+            &|track| refs.frames(track),
             params,
         );
         cands.extend(found);
         trials += t;
     }
     let peaks = verify::QueryPeaks::new(&query.peaks, params.fingerprint.bins, query_frames);
-    let verified = verify::verify_candidates(store, &peaks, cands, trials, params)?;
+    let verified = verify::verify_candidates(refs, &peaks, cands, trials, params)?;
     Ok((verified, trials))
 }
 
 /// Looks every distinct hash of every warp up once and expands the rows into hits, one list per
 /// warp. Landmark frames are in reference time; hits keep the query frame.
-fn collect_hits(
-    store: &dyn Store,
+fn collect_hits<R: References + ?Sized>(
+    refs: &R,
     sets: &[Vec<Landmark>],
     warps: &[Warp],
-) -> crate::index::Result<Vec<Vec<Hit>>> {
+) -> Result<Vec<Vec<Hit>>, R::Error> {
     let mut by_hash: HashMap<u32, Vec<(usize, u32)>> = HashMap::new();
     for (w, set) in sets.iter().enumerate() {
         for l in set {
@@ -388,7 +392,7 @@ fn collect_hits(
         }
         rows.clear();
     };
-    store.lookup(&keys, &mut |hash, track, t| {
+    refs.lookup(&keys, &mut |hash, track, t| {
         if current != Some(hash) {
             if let Some(done) = current {
                 expand(done, &mut group);

@@ -27,9 +27,10 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::References;
 use super::{Match, MatchParams};
 use crate::fingerprint::{Peak, Warp};
-use crate::index::{Store, TrackId};
+use crate::ids::TrackId;
 
 /// Peaks taken as one independent observation when an alignment is compared with its rival
 /// (the confidence itself counts events, see the module docs).
@@ -171,13 +172,13 @@ impl QueryPeaks {
 }
 
 /// Verifies the strongest candidates (by score) and keeps those that pass; sets their confidence.
-pub fn verify_candidates(
-    store: &dyn Store,
+pub fn verify_candidates<R: References + ?Sized>(
+    refs: &R,
     query: &QueryPeaks,
     mut cands: Vec<Match>,
     trials: f64,
     p: &MatchParams,
-) -> crate::index::Result<Vec<Match>> {
+) -> Result<Vec<Match>, R::Error> {
     // Ties are broken by the alignment, not the track id: ids differ between an index and the
     // same tracks imported from a pack, and the matches must not.
     cands.sort_by(|a, b| {
@@ -201,7 +202,7 @@ pub fn verify_candidates(
     for mut m in cands {
         let reference = match peaks.entry(m.track) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => e.insert(store.peaks(m.track)?),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(refs.peaks(m.track)?),
         };
         let span = query.widen(m.query_frames);
         let mut v = query.verify(reference, m.offset, span, m.warp);

@@ -69,7 +69,13 @@ impl Drop for Scratch {
 
 /// Writes synthetic song `seed` (mono, 44.1 kHz) of `seconds` to `path`.
 pub fn write_song(path: &Path, seed: u64, seconds: f32) {
-    nasheed::synth::write_wav(path, &nasheed::synth::song(seed, seconds, 44100), 44100, 1).unwrap();
+    nasheed_harness::synth::write_wav(
+        path,
+        &nasheed_harness::synth::song(seed, seconds, 44100),
+        44100,
+        1,
+    )
+    .unwrap();
 }
 
 /// A scratch folder whose index holds synthetic songs `seeds` (`ref{seed}.wav`, `seconds` long).

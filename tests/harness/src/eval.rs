@@ -15,10 +15,12 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{self, IndexJob};
-use crate::fingerprint::{FingerprintParams, Side};
-use crate::index::{SqliteStore, Store};
-use crate::matching::{self, MatchParams};
+use nasheed::engine::report::ScanRecord;
+use nasheed::engine::scan::{scan_inputs, ScanInput, ScanSink};
+use nasheed::engine::{self, IndexJob, Scanner};
+use nasheed::fingerprint::{FingerprintParams, Side};
+use nasheed::index::{self, Access};
+use nasheed::matching::{self, MatchParams};
 
 /// One row of `ground_truth.csv`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -64,10 +66,9 @@ pub struct Answer {
     pub best_true_score: u32,
     /// Best score of a candidate for a wrong reference (before thresholds; 0 if none).
     pub best_wrong_score: u32,
-    /// Milliseconds from file to matches, decoding included.
+    /// Milliseconds from file to record through the engine's scan pipeline (decode, SHA-256,
+    /// fingerprint, lookup, matching), as a one-file `nasheed scan` runs it.
     pub ms_total: f64,
-    /// Milliseconds of lookup and matching alone.
-    pub ms_match: f64,
     /// Error message if the query could not be read.
     pub error: Option<String>,
 }
@@ -231,25 +232,19 @@ pub struct IndexFigures {
     pub hashes: u64,
 }
 
-/// Scan latency figures (ms per query).
+/// Scan latency figures (ms per query, through the engine's scan pipeline, decoding included).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Latency {
-    /// Median, decoding included.
+    /// Median.
     pub p50_total: f64,
-    /// 95th percentile, decoding included.
+    /// 95th percentile.
     pub p95_total: f64,
-    /// Maximum, decoding included.
+    /// Maximum.
     pub max_total: f64,
-    /// Median of lookup + matching alone.
-    pub p50_match: f64,
-    /// 95th percentile of lookup + matching alone.
-    pub p95_match: f64,
-    /// Maximum of lookup + matching alone.
-    pub max_match: f64,
-    /// The same for 10-second clips only: p50 and p95 of lookup + matching.
-    pub p50_match_10s: f64,
-    /// 95th percentile of lookup + matching on 10 s clips.
-    pub p95_match_10s: f64,
+    /// Median on 10-second clips.
+    pub p50_10s: f64,
+    /// 95th percentile on 10-second clips.
+    pub p95_10s: f64,
 }
 
 /// Score distributions: strongest candidate of the right reference vs. of a wrong one.
@@ -307,7 +302,7 @@ pub fn evaluate(
             let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
         }
     }
-    let mut store = SqliteStore::open(db, &params.id())?;
+    let mut store = index::open(db, &params.id(), Access::Create)?;
     let files: Vec<PathBuf> = engine::expand_inputs(&[corpus.join("refs")])
         .inputs
         .into_iter()
@@ -323,7 +318,7 @@ pub fn evaluate(
         .collect();
     let (t0, c0) = (Instant::now(), cpu_seconds());
     let budget = engine::Budget::default();
-    let summary = engine::index_files(&mut store, jobs, &params, &budget, &mut |_| {})?;
+    let summary = engine::index_files(&mut *store, jobs, &params, &budget, &mut |_| {})?;
     let (wall_s, cpu_s) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
     let stats = store.stats()?;
     let index = IndexFigures {
@@ -346,79 +341,77 @@ pub fn evaluate(
         min_confidence: 0.0,
         ..mp.clone()
     };
-    let scanner = crate::Scanner::new(&store, &params, &mp);
-    let frame_s = params.frame_seconds();
-    let lengths: BTreeMap<crate::index::TrackId, (String, u32)> = store
+    // Diagnostics only (every candidate before the thresholds, not timed) go straight to the
+    // matcher; the answers come through the scan pipeline the CLI and the service run.
+    let diagnosis = index::open(db, &params.id(), Access::Read)?;
+    let diagnose = Scanner::new(&*diagnosis, &params, &relaxed);
+    let lengths: BTreeMap<nasheed::index::TrackId, String> = store
         .tracks()?
         .into_iter()
-        .map(|t| (t.id, (t.path, (t.duration_s / frame_s) as u32)))
+        .map(|t| (t.id, t.path))
         .collect();
-    let ref_frames = |id| lengths.get(&id).map_or(1, |v| v.1);
+    let mut stores = vec![store];
     let mut answers = Vec::with_capacity(truth.len());
     let mut match_10s = Vec::new();
     for t in &truth {
         let path = corpus.join(&t.query_file);
         let start = Instant::now();
-        let fp = match engine::fingerprint_file(&path, &params, Side::Query, &budget) {
-            Ok(fp) => fp,
-            Err(e) => {
-                answers.push(Answer {
-                    query_file: t.query_file.clone(),
-                    ref_file: None,
-                    ref_offset_s: None,
-                    speed: None,
-                    pitch_cents: None,
-                    score: 0,
-                    confidence: 0.0,
-                    best_true_score: 0,
-                    best_wrong_score: 0,
-                    ms_total: 0.0,
-                    ms_match: 0.0,
-                    error: Some(e.to_string()),
-                });
-                continue;
-            }
-        };
-        let decoded = Instant::now();
-        let found = scanner.scan(&fp)?;
-        let done = Instant::now();
-        // Diagnostics (not timed): every candidate before the thresholds.
-        let (cands, _) =
-            matching::candidates(&store, &fp.prints, fp.frames, &ref_frames, &relaxed)?;
+        let mut got = Last(None);
+        let input = [ScanInput::file(path.clone())];
+        scan_inputs(&mut stores, &input, &params, &mp, &budget, &mut got)?;
+        let elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
+        let record = got
+            .0
+            .ok_or_else(|| anyhow::anyhow!("{}: no record", path.display()))?;
+        if let Some(e) = record.error {
+            answers.push(Answer {
+                query_file: t.query_file.clone(),
+                ref_file: None,
+                ref_offset_s: None,
+                speed: None,
+                pitch_cents: None,
+                score: 0,
+                confidence: 0.0,
+                best_true_score: 0,
+                best_wrong_score: 0,
+                ms_total: 0.0,
+                error: Some(e),
+            });
+            continue;
+        }
         let (mut best_true, mut best_wrong) = (0, 0);
-        for c in &cands {
-            let name = lengths
-                .get(&c.track)
-                .map(|v| base(&v.0))
-                .unwrap_or_default();
-            if let Some(d) = dump.as_mut() {
-                let v = c.verification.unwrap_or(matching::Verification {
-                    checked: 0,
-                    found: 0,
-                    chance: 0.0,
-                    events: 0,
-                    events_found: 0,
-                    event_chance: 0.0,
-                    searched: 0.0,
-                    rival_lead: 0.0,
-                });
-                let row = serde_json::json!({"query": t.query_file, "distortion": t.distortion, "clip": t.clip_len_s,
-                    "truth": t.ref_file, "ref": name, "right": !t.ref_file.is_empty() && name == base(&t.ref_file),
-                    "time": c.warp.time, "freq": c.warp.freq, "offset": c.offset, "q0": c.query_frames.0, "q1": c.query_frames.1, "score": c.score, "rival": c.rival, "lead": if v.rival_lead.is_finite() { v.rival_lead } else { 99.0 },
-                    "found": v.found, "checked": v.checked, "chance": v.chance, "events": v.events, "events_found": v.events_found, "event_chance": v.event_chance, "searched": v.searched, "confidence": c.confidence});
-                writeln!(d, "{row}")?;
-            }
-            if !t.ref_file.is_empty() && name == base(&t.ref_file) {
-                best_true = best_true.max(c.score);
-            } else {
-                best_wrong = best_wrong.max(c.score);
+        if let Ok(fp) = engine::fingerprint_file(&path, &params, Side::Query, &budget) {
+            let (cands, _) = matching::candidates(&diagnose, &fp.prints, fp.frames, &relaxed)?;
+            for c in &cands {
+                let name = lengths.get(&c.track).map(|p| base(p)).unwrap_or_default();
+                if let Some(d) = dump.as_mut() {
+                    let v = c.verification.unwrap_or(matching::Verification {
+                        checked: 0,
+                        found: 0,
+                        chance: 0.0,
+                        events: 0,
+                        events_found: 0,
+                        event_chance: 0.0,
+                        searched: 0.0,
+                        rival_lead: 0.0,
+                    });
+                    let row = serde_json::json!({"query": t.query_file, "distortion": t.distortion, "clip": t.clip_len_s,
+                        "truth": t.ref_file, "ref": name, "right": !t.ref_file.is_empty() && name == base(&t.ref_file),
+                        "time": c.warp.time, "freq": c.warp.freq, "offset": c.offset, "q0": c.query_frames.0, "q1": c.query_frames.1, "score": c.score, "rival": c.rival, "lead": if v.rival_lead.is_finite() { v.rival_lead } else { 99.0 },
+                        "found": v.found, "checked": v.checked, "chance": v.chance, "events": v.events, "events_found": v.events_found, "event_chance": v.event_chance, "searched": v.searched, "confidence": c.confidence});
+                    writeln!(d, "{row}")?;
+                }
+                if !t.ref_file.is_empty() && name == base(&t.ref_file) {
+                    best_true = best_true.max(c.score);
+                } else {
+                    best_wrong = best_wrong.max(c.score);
+                }
             }
         }
-        let best = found.iter().max_by_key(|m| m.score);
-        let ms_match = (done - decoded).as_secs_f64() * 1e3;
         if t.clip_len_s == "10" {
-            match_10s.push(ms_match);
+            match_10s.push(elapsed_ms);
         }
+        let best = record.matches.iter().max_by_key(|m| m.score);
         answers.push(Answer {
             query_file: t.query_file.clone(),
             ref_file: best.map(|m| base(&m.ref_path).to_string()),
@@ -429,24 +422,19 @@ pub fn evaluate(
             confidence: best.map_or(0.0, |m| m.confidence),
             best_true_score: best_true,
             best_wrong_score: best_wrong,
-            ms_total: (done - start).as_secs_f64() * 1e3,
-            ms_match,
+            ms_total: elapsed_ms,
             error: None,
         });
     }
     let accuracy = score(&truth, &answers);
     let ok: Vec<&Answer> = answers.iter().filter(|a| a.error.is_none()).collect();
     let totals: Vec<f64> = ok.iter().map(|a| a.ms_total).collect();
-    let matches: Vec<f64> = ok.iter().map(|a| a.ms_match).collect();
     let latency = Latency {
         p50_total: quantile(&totals, 0.5),
         p95_total: quantile(&totals, 0.95),
         max_total: quantile(&totals, 1.0),
-        p50_match: quantile(&matches, 0.5),
-        p95_match: quantile(&matches, 0.95),
-        max_match: quantile(&matches, 1.0),
-        p50_match_10s: quantile(&match_10s, 0.5),
-        p95_match_10s: quantile(&match_10s, 0.95),
+        p50_10s: quantile(&match_10s, 0.5),
+        p95_10s: quantile(&match_10s, 0.95),
     };
     let is_pos: BTreeMap<&str, bool> = truth
         .iter()
@@ -557,18 +545,8 @@ pub fn compare(baseline: &Accuracy, now: &Accuracy, tolerance: f64) -> (Vec<Stri
     (lines, regressions)
 }
 
-/// Process CPU time (user + system) from /proc; 0 where unavailable.
-pub fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return 0.0;
-    };
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
+/// Process CPU time (user + system); see [`nasheed::engine::cpu_seconds`].
+pub use nasheed::engine::cpu_seconds;
 
 /// Peak resident set size of this process (MB) from /proc; 0 where unavailable.
 pub fn peak_rss_mb() -> f64 {
@@ -580,6 +558,16 @@ pub fn peak_rss_mb() -> f64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Keeps the record of the one input scanned.
+struct Last(Option<ScanRecord>);
+
+impl ScanSink for Last {
+    fn record(&mut self, record: ScanRecord) -> std::io::Result<()> {
+        self.0 = Some(record);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -610,7 +598,6 @@ mod tests {
             best_true_score: 0,
             best_wrong_score: 0,
             ms_total: 1.0,
-            ms_match: 1.0,
             error: None,
         }
     }
