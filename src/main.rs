@@ -1,6 +1,7 @@
 //! `nasheed`: parse arguments, run the command, map the outcome to the exit code of the contract.
 
 mod cli;
+mod server;
 
 fn main() -> std::process::ExitCode {
     let args = cli::args::parse();

@@ -60,6 +60,10 @@ pub enum AudioError {
         /// Where the silent stretch began (s).
         from_s: f64,
     },
+    /// Decoding ran past the wall-clock deadline set for this input (a service's per-request
+    /// deadline); it stopped there, after `0` seconds of audio.
+    #[error("not decoded within the time allowed for one input (stopped after {0:.1} s of audio)")]
+    Deadline(f64),
 }
 
 /// Result alias of this module.
@@ -132,6 +136,8 @@ pub struct Limited<S> {
     /// The value of the current run of equal samples, and where the run began.
     run_value: f32,
     run_start: u64,
+    /// Wall-clock time by which the source must be decoded, if any.
+    deadline: Option<std::time::Instant>,
 }
 
 impl<S: AudioSource> Limited<S> {
@@ -148,7 +154,14 @@ impl<S: AudioSource> Limited<S> {
             pos: 0,
             run_value: f32::NAN,
             run_start: 0,
+            deadline: None,
         }
+    }
+
+    /// Also stops with [`AudioError::Deadline`] once `deadline` has passed (checked per block).
+    pub fn with_deadline(mut self, deadline: Option<std::time::Instant>) -> Self {
+        self.deadline = deadline;
+        self
     }
 }
 
@@ -167,7 +180,11 @@ impl<S: AudioSource> AudioSource for Limited<S> {
             pos,
             run_value,
             run_start,
+            deadline,
         } = self;
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            return Err(AudioError::Deadline(*pos as f64 / rate));
+        }
         let Some(block) = inner.next_block()? else {
             return Ok(None);
         };
@@ -250,6 +267,20 @@ mod tests {
         let mut long = Limited::new(MemorySource::new(noise(8000 * 3), 8000), 1.5, 1.0);
         let got = stream_mono(&mut long, 8000, |_| {});
         assert!(matches!(got, Err(AudioError::TooLong(_))), "{got:?}");
+    }
+
+    #[test]
+    fn a_limited_source_stops_at_its_deadline() {
+        let tone = |n: usize| (0..n).map(|i| (i as f32 * 0.3).sin()).collect::<Vec<f32>>();
+        let passed = Some(std::time::Instant::now());
+        let mut late =
+            Limited::new(MemorySource::new(tone(8000), 8000), 60.0, 60.0).with_deadline(passed);
+        let got = stream_mono(&mut late, 8000, |_| {});
+        assert!(matches!(got, Err(AudioError::Deadline(_))), "{got:?}");
+        let later = std::time::Instant::now() + std::time::Duration::from_secs(3600);
+        let mut in_time = Limited::new(MemorySource::new(tone(8000), 8000), 60.0, 60.0)
+            .with_deadline(Some(later));
+        assert!(stream_mono(&mut in_time, 8000, |_| {}).is_ok());
     }
 
     #[test]

@@ -165,6 +165,9 @@ Exit codes: 0 every file indexed or already present; 2 any file failed (the othe
         #[arg(long)]
         title: Option<String>,
     },
+    /// Serve scans and the index over HTTP (see docs/API.md).
+    #[command(after_help = SERVE_HELP)]
+    Serve(ServeArgs),
     /// Print a shell completion script (e.g. `nasheed completions bash > /etc/bash_completion.d/nasheed`).
     Completions {
         /// The shell.
@@ -259,6 +262,45 @@ const SCAN_HELP: &str = "Examples:
 Exit codes: 0 no match; 1 at least one match; 2 no match and an input \
 could not be read (with --fail-on-error: any input could not be read), or the scan could not run \
 (no index, an index without references, nothing to scan, a bad flag).";
+
+/// Arguments of `serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0: any free port; the one chosen is printed).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// File holding the bearer token the write endpoints require (else $NASHEED_TOKEN; with
+    /// neither, the write endpoints are off). Never a command-line value: it would show in `ps`.
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+    /// Largest request body, in bytes (suffix K, M or G); a larger one is refused with 413.
+    #[arg(long, value_name = "BYTES", value_parser = byte_count, default_value = "256M")]
+    pub max_body: u64,
+    /// Seconds one request may take to upload, decode and match; past it: 408 while
+    /// uploading, 504 while scanning.
+    #[arg(long, value_name = "SECONDS", value_parser = positive_seconds, default_value_t = 60.0)]
+    pub timeout: f64,
+    /// Scans accepted at once (uploading or scanning); more are refused with 503 and
+    /// Retry-After. Default: 4 per core.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_in_flight: Option<u32>,
+    /// Most decoded audio one upload may hold, in seconds (as `scan --max-duration`).
+    #[arg(long, value_name = "SECONDS", value_parser = positive_seconds, default_value_t = DEFAULT_MAX_DURATION_S)]
+    pub max_duration: f64,
+    /// Serve even if the index holds no references (every upload would be reported clean).
+    #[arg(long)]
+    pub allow_empty: bool,
+}
+
+/// Examples and endpoints, in `serve --help`.
+const SERVE_HELP: &str = "Examples:
+  nasheed --db refs.db serve --listen 0.0.0.0:8080
+  NASHEED_TOKEN=$(cat /run/secrets/nasheed) nasheed --db refs.db serve
+  curl --data-binary @clip.mp4 http://127.0.0.1:8080/v1/scan
+
+Endpoints: POST /v1/scan, GET /v1/references[/ID], POST /v1/references, DELETE /v1/references/ID,
+POST /v1/packs, GET /v1/packs (the last four need the token), GET /healthz, GET /metrics.
+SIGTERM or Ctrl-C: finish the requests in flight, then exit 0.";
 
 /// Default of `--max-duration`: 4 hours.
 const DEFAULT_MAX_DURATION_S: f64 = nasheed::engine::Budget::DEFAULT_MAX_DURATION_S;

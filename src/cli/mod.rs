@@ -18,7 +18,7 @@ use nasheed::index::{self as store_index, Access, IndexError, Metadata, Store, T
 use nasheed::matching::MatchParams;
 use nasheed::pack;
 
-use args::{Args, Color, Command, Format, ListFormat, ScanArgs, StatsFormat};
+use args::{Args, Color, Command, Format, ListFormat, ScanArgs, ServeArgs, StatsFormat};
 use output::{escape_controls, meta_text, summary_line, Presentation, ScanWriter};
 
 /// How a command ended, mapped to the exit code by `main`.
@@ -47,6 +47,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             index(&args.db, &params, paths, title, meta, meta_csv, &budget)
         }
         Command::Scan(scan_args) => scan(&args.db, &params, scan_args),
+        Command::Serve(serve_args) => serve(&args.db, &params, serve_args),
         Command::List { format } => list(&args.db, &params, format),
         Command::Stats { format } => stats(&args.db, &params, format),
         Command::Remove { tracks, filter } => remove(&args.db, &params, &tracks, &filter),
@@ -495,6 +496,80 @@ fn scan(db: &Path, params: &FingerprintParams, a: ScanArgs) -> anyhow::Result<Ou
     } else {
         Outcome::Success
     })
+}
+
+fn serve(db: &Path, params: &FingerprintParams, a: ServeArgs) -> anyhow::Result<Outcome> {
+    let token = read_token(a.token_file.as_deref())?;
+    let first = open_for_reading(db, params)?;
+    let tracks = first.stats()?.tracks;
+    if !a.allow_empty && tracks == 0 {
+        bail!("{}", empty_index_message(db));
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut readers = vec![first];
+    readers.extend(store_index::more_readers(db, &params.id(), cores - 1)?);
+    let in_memory = db.is_dir() || pack::is_pack_source(db);
+    let meta = match in_memory {
+        true => None,
+        false => Some(open_for_reading(db, params)?),
+    };
+    // A writer only when writes are on: a scanner on a read-only copy needs none.
+    let writer = match (&token, in_memory) {
+        (Some(_), false) => Some(open_for_writing(db, params, Access::Modify)?),
+        _ => None,
+    };
+    let writes = match (&token, in_memory) {
+        (None, _) => "off (no token)",
+        (Some(_), true) => "off (a pack is read-only)",
+        (Some(_), false) => "on",
+    };
+    let config = crate::server::Config {
+        listen: a.listen,
+        db: db.to_path_buf(),
+        token,
+        max_body: a.max_body,
+        timeout: std::time::Duration::from_secs_f64(a.timeout),
+        max_in_flight: a.max_in_flight.map_or(4 * cores, |n| n as usize),
+        budget: Budget::with_max_duration(a.max_duration),
+        params: params.clone(),
+        match_params: MatchParams::default(),
+        allow_empty: a.allow_empty,
+    };
+    let stores = crate::server::Stores {
+        readers,
+        meta,
+        writer,
+    };
+    crate::server::serve(config, stores, |addr| {
+        eprintln!(
+            "nasheed: serving {} ({tracks} references) on http://{addr}; write endpoints {writes}",
+            db.display()
+        );
+    })?;
+    eprintln!("nasheed: stopped");
+    Ok(Outcome::Success)
+}
+
+/// The write endpoints' bearer token: from `--token-file`, else `$NASHEED_TOKEN`, else none.
+/// Never from a command-line value, which any user can read in the process list.
+fn read_token(file: Option<&Path>) -> anyhow::Result<Option<String>> {
+    let (token, source) = match file {
+        Some(p) => (
+            std::fs::read_to_string(p)
+                .with_context(|| format!("--token-file {}: cannot read", p.display()))?,
+            format!("--token-file {}", p.display()),
+        ),
+        None => match std::env::var("NASHEED_TOKEN") {
+            Ok(t) => (t, "NASHEED_TOKEN".to_string()),
+            Err(std::env::VarError::NotPresent) => return Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => bail!("NASHEED_TOKEN is not valid UTF-8"),
+        },
+    };
+    let token = token.trim();
+    if token.len() < 16 || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        bail!("{source}: the token must be at least 16 characters, without spaces or control characters");
+    }
+    Ok(Some(token.to_string()))
 }
 
 /// Why a scan against an index without references is refused, and what to do.

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::scan::ScanInput;
+use super::report::ErrorKind;
+use super::scan::{InputError, ScanInput};
 use super::Error;
 
 /// One input found by [`expand_inputs`].
@@ -216,57 +217,74 @@ fn walk(dir: &Path, seen: &mut Seen, out: &mut Expanded) -> bool {
     true
 }
 
-/// Spooled copies of stdin and of named streams (FIFOs, devices), removed when the scan ends,
-/// also on an error or a broken pipe (not when the process is killed). The decoder needs a file
-/// it can seek in, and a stream can be read only once.
-#[derive(Default)]
-struct Spools(Vec<PathBuf>);
+/// A private temporary file removed when dropped, also on an error or a broken pipe (not when
+/// the process is killed). Stdin, named streams (FIFOs, devices) and a service's uploads are
+/// copied into one: the decoder needs a file it can seek in, and a stream can be read only once.
+#[derive(Debug)]
+pub struct Spool(PathBuf);
 
-impl Drop for Spools {
+impl Drop for Spool {
     fn drop(&mut self) {
-        for path in &self.0 {
-            let _ = std::fs::remove_file(path);
-        }
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
-impl Spools {
-    /// Copies at most `cap` bytes of `from` into a new temp file only this user can read
-    /// (uploads are sensitive); a longer input, or one that cannot be read, is an error naming it.
-    fn spool(
-        &mut self,
-        from: &mut dyn std::io::Read,
-        name: &str,
-        cap: u64,
-    ) -> Result<PathBuf, String> {
-        use std::io::Read;
+impl Spool {
+    /// A new, empty file in the temp folder that only this user can read (uploads are
+    /// sensitive), opened for writing.
+    pub fn create() -> std::io::Result<(Spool, std::fs::File)> {
+        static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
-        let file = format!(
-            "nasheed-stdin-{}-{nanos}-{}",
-            std::process::id(),
-            self.0.len()
-        );
+        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let file = format!("nasheed-spool-{}-{nanos}-{n}", std::process::id());
         let path = std::env::temp_dir().join(file);
         let mut options = std::fs::OpenOptions::new();
         // A new file only: never follow a link or reuse a file someone left there.
         options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut f = options
-            .open(&path)
-            .map_err(|e| format!("{name}: cannot spool to {}: {e}", path.display()))?;
-        self.0.push(path.clone());
+        let f = options.open(&path)?;
+        Ok((Spool(path), f))
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Copies at most `cap` bytes of `from` into a new spool; a longer input, or one that
+    /// cannot be read, is an error naming it (`name`).
+    pub fn copy_from(
+        from: &mut dyn std::io::Read,
+        name: &str,
+        cap: u64,
+    ) -> Result<Spool, InputError> {
+        use std::io::Read;
+        let (spool, mut f) = Spool::create().map_err(|e| {
+            InputError::new(
+                ErrorKind::Unreadable,
+                format!(
+                    "{name}: cannot spool to {}: {e}",
+                    std::env::temp_dir().display()
+                ),
+            )
+        })?;
         let copied = std::io::copy(&mut from.take(cap.saturating_add(1)), &mut f)
             .and_then(|n| f.flush().map(|_| n))
-            .map_err(|e| format!("{name}: cannot read: {e}"))?;
+            .map_err(|e| {
+                InputError::new(ErrorKind::Unreadable, format!("{name}: cannot read: {e}"))
+            })?;
         if copied > cap {
-            return Err(format!(
-                "{name}: longer than {cap} bytes, the limit for a stream (--max-stream-bytes)"
+            return Err(InputError::new(
+                ErrorKind::OverBudget,
+                format!(
+                    "{name}: longer than {cap} bytes, the limit for a stream (--max-stream-bytes)"
+                ),
             ));
         }
-        Ok(path)
+        Ok(spool)
     }
 }
 
@@ -274,14 +292,14 @@ impl Spools {
 pub struct Prepared {
     /// The inputs, in the order given.
     pub inputs: Vec<ScanInput>,
-    _spools: Spools,
+    _spools: Vec<Spool>,
 }
 
 /// The scan inputs of `expanded`: files as they are, streams and stdin spooled (at most
 /// `max_stream_bytes` each), entries that could not be read as inputs whose record carries the
 /// error.
 pub fn prepare(expanded: Vec<Result<Input, Error>>, max_stream_bytes: u64) -> Prepared {
-    let mut spools = Spools::default();
+    let mut spools = Vec::new();
     let inputs = spool_streams(expanded, max_stream_bytes, &mut spools);
     Prepared {
         inputs,
@@ -292,21 +310,35 @@ pub fn prepare(expanded: Vec<Result<Input, Error>>, max_stream_bytes: u64) -> Pr
 fn spool_streams(
     expanded: Vec<Result<Input, Error>>,
     max_stream_bytes: u64,
-    spools: &mut Spools,
+    spools: &mut Vec<Spool>,
 ) -> Vec<ScanInput> {
+    let mut keep = |spool: Result<Spool, InputError>| {
+        spool.map(|s| {
+            let path = s.path().to_path_buf();
+            spools.push(s);
+            path
+        })
+    };
     let mut inputs = Vec::with_capacity(expanded.len());
     for item in expanded {
         let (name, file) = match item {
             Ok(Input::File(f)) => (f.clone(), Ok(f)),
             Ok(Input::Stdin) => {
-                let read = spools.spool(&mut std::io::stdin().lock(), "-", max_stream_bytes);
+                let read = keep(Spool::copy_from(
+                    &mut std::io::stdin().lock(),
+                    "-",
+                    max_stream_bytes,
+                ));
                 (PathBuf::from("-"), read)
             }
             Ok(Input::Stream(f)) => {
                 let name = f.display().to_string();
                 let read = std::fs::File::open(&f)
-                    .map_err(|e| format!("{name}: cannot read: {e}"))
-                    .and_then(|mut r| spools.spool(&mut r, &name, max_stream_bytes));
+                    .map_err(|e| {
+                        InputError::new(ErrorKind::Unreadable, format!("{name}: cannot read: {e}"))
+                    })
+                    .and_then(|mut r| Spool::copy_from(&mut r, &name, max_stream_bytes));
+                let read = keep(read);
                 (f, read)
             }
             Err(e) => {
@@ -314,7 +346,11 @@ fn spool_streams(
                     Error::Io { path, .. } | Error::Audio { path, .. } => path.clone(),
                     _ => String::new(),
                 };
-                (PathBuf::from(name), Err(e.to_string()))
+                let kind = e.input_kind();
+                (
+                    PathBuf::from(name),
+                    Err(InputError::new(kind, e.to_string())),
+                )
             }
         };
         inputs.push(ScanInput { name, file });

@@ -48,6 +48,22 @@ pub enum Error {
     Index(#[from] IndexError),
 }
 
+impl Error {
+    /// The kind of input failure this is, as a scan record reports it.
+    pub fn input_kind(&self) -> report::ErrorKind {
+        use report::ErrorKind;
+        match self {
+            Error::Audio { source, .. } => match source {
+                AudioError::Io(_) => ErrorKind::Unreadable,
+                AudioError::TooLong(_) | AudioError::Silence { .. } => ErrorKind::OverBudget,
+                AudioError::Deadline(_) => ErrorKind::Timeout,
+                _ => ErrorKind::Undecodable,
+            },
+            Error::Io { .. } | Error::Index(_) => ErrorKind::Unreadable,
+        }
+    }
+}
+
 /// Result alias of the engine.
 pub type Result<T> = std::result::Result<T, Error>;
 
@@ -130,6 +146,8 @@ pub struct Budget {
     pub max_duration_s: f64,
     /// Longest stretch of digital silence (every sample one value) one input may hold (s).
     pub max_silence_s: f64,
+    /// Wall-clock time by which decoding must be done (a service's per-request deadline).
+    pub deadline: Option<std::time::Instant>,
 }
 
 impl Budget {
@@ -153,6 +171,7 @@ impl Default for Budget {
         Budget {
             max_duration_s: Self::DEFAULT_MAX_DURATION_S,
             max_silence_s: Self::DEFAULT_MAX_SILENCE_S,
+            deadline: None,
         }
     }
 }
@@ -185,7 +204,8 @@ pub fn stream_file(
         source,
     };
     let src = survive(|| SymphoniaSource::open(path)).map_err(err)?;
-    let mut src = Limited::new(src, budget.max_duration_s, budget.max_silence_s);
+    let mut src = Limited::new(src, budget.max_duration_s, budget.max_silence_s)
+        .with_deadline(budget.deadline);
     stream_source(&mut src, params, side, sink).map_err(err)
 }
 
@@ -601,9 +621,6 @@ fn store_track(
     sha: String,
     fp: &Fingerprint,
 ) -> Result<(TrackId, bool)> {
-    if let Some(id) = store.find_sha(&sha)? {
-        return Ok((id, false));
-    }
     let title = job.title.clone().unwrap_or_else(|| {
         job.path
             .file_stem()
@@ -617,7 +634,21 @@ fn store_track(
         meta: job.meta.clone(),
         duration_s: fp.duration_s,
     };
-    match store.add_track(&track, &fp.prints) {
+    add_reference(store, &track, fp)
+}
+
+/// Stores a fingerprinted recording as a reference unless its content (SHA-256) is already
+/// there: `(id, true)` when added, `(the existing id, false)` when not. Safe against another
+/// writer storing the same content meanwhile.
+pub fn add_reference(
+    store: &mut dyn Store,
+    track: &crate::index::NewTrack,
+    fp: &Fingerprint,
+) -> Result<(TrackId, bool)> {
+    if let Some(id) = store.find_sha(&track.sha256)? {
+        return Ok((id, false));
+    }
+    match store.add_track(track, &fp.prints) {
         Ok(id) => Ok((id, true)),
         // Another process stored the same file since the check above.
         Err(IndexError::AlreadyIndexed(id)) => Ok((id, false)),

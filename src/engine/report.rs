@@ -2,7 +2,7 @@
 //! `scan --format jsonl` prints one line of (and `json` an array of). Every front end (the CLI,
 //! a service, a binding) hands out these types as they are.
 //!
-//! Shape: `{"path", "path_base64"?, "duration_s", "error", "sha256", "matches": [{"ref_id",
+//! Shape: `{"path", "path_base64"?, "duration_s", "error", "error_kind"?, "sha256", "matches": [{"ref_id",
 //! "title", "ref_path", "ref_sha256", "meta", "query_start_s", "query_end_s", "ref_start_s",
 //! "ref_end_s", "speed", "pitch_cents"?, "score", "confidence"}]}` (`?`: only when present).
 //! Times are seconds rounded to milliseconds. Fields are only ever added to this shape, never
@@ -31,6 +31,10 @@ pub struct ScanRecord {
     pub duration_s: f64,
     /// Why the input could not be read: one line naming it; `None` when it was read.
     pub error: Option<String>,
+    /// What kind of failure `error` is, present only with an error: a pipeline can retry a
+    /// `timeout` and reject an `undecodable` upload without parsing the message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<ErrorKind>,
     /// SHA-256 of the input's bytes (lowercase hex), `None` only when they could not be read.
     pub sha256: Option<String>,
     /// Matches, ordered by where they start in the input.
@@ -115,8 +119,36 @@ impl ScanRecord {
             path_base64,
             duration_s: 0.0,
             error: None,
+            error_kind: None,
             sha256: None,
             matches: Vec::new(),
+        }
+    }
+}
+
+/// Why an input could not be scanned, in kinds a caller can route on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The bytes could not be read (a missing file, a failed spool, a read error).
+    Unreadable,
+    /// Not audio or video this build decodes, or damaged beyond recovery.
+    Undecodable,
+    /// Over a budget for one input: too long, too much digital silence, too many bytes.
+    OverBudget,
+    /// Not done within the wall-clock deadline set for one input.
+    Timeout,
+}
+
+impl ErrorKind {
+    /// The kind's name as it appears in the JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Unreadable => "unreadable",
+            ErrorKind::Undecodable => "undecodable",
+            ErrorKind::OverBudget => "over_budget",
+            ErrorKind::Timeout => "timeout",
         }
     }
 }

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use super::report::{MatchRecord, ScanRecord};
+use super::report::{ErrorKind, MatchRecord, ScanRecord};
 use super::{sha256_file, stream_file, Budget, Error, Scanner};
 use crate::fingerprint::{FingerprintParams, Prints, Side};
 use crate::index::Store;
@@ -32,7 +32,26 @@ pub struct ScanInput {
     pub name: PathBuf,
     /// The file to read (a spooled copy for stdin and streams), or why there is none: the
     /// record then carries that one-line error.
-    pub file: Result<PathBuf, String>,
+    pub file: Result<PathBuf, InputError>,
+}
+
+/// Why an input has no file to read: its record's `error` and `error_kind`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputError {
+    /// What kind of failure.
+    pub kind: ErrorKind,
+    /// One line naming the input.
+    pub message: String,
+}
+
+impl InputError {
+    /// A failure of `kind` described by `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        InputError {
+            kind,
+            message: message.into(),
+        }
+    }
 }
 
 impl ScanInput {
@@ -194,7 +213,7 @@ fn scan_one(
         let shown = input.name.display().to_string();
         scope.spawn(move || produce(&input.file, &shown, params, budget, tx));
         let mut stream = scanner.stream();
-        let mut end = Err("decoder stopped".to_string());
+        let mut end = Err(InputError::new(ErrorKind::Unreadable, "decoder stopped"));
         for piece in rx {
             if stop.load(Ordering::Relaxed) {
                 // The scan is ending: the decoder stops sending and runs out its file.
@@ -217,7 +236,8 @@ fn scan_one(
                 }
             }
             Err(e) => ScanRecord {
-                error: Some(e),
+                error: Some(e.message),
+                error_kind: Some(e.kind),
                 sha256,
                 ..ScanRecord::named(&input.name)
             },
@@ -230,13 +250,13 @@ enum Piece {
     /// Prints final before the given frame.
     Prints(Prints, u32),
     /// The end: (frames, seconds) or a one-line error naming the input.
-    End(Result<(u32, f64), String>),
+    End(Result<(u32, f64), InputError>),
 }
 
 /// Decodes and fingerprints one input, sending its prints as they come. If the matcher hung up
 /// (the scan is ending) it stops sending and runs out the file.
 fn produce(
-    file: &Result<PathBuf, String>,
+    file: &Result<PathBuf, InputError>,
     name: &str,
     params: &FingerprintParams,
     budget: &Budget,
@@ -249,7 +269,7 @@ fn produce(
                 open = open && tx.send(Piece::Prints(prints, done)).is_ok();
             })
             .map(|fp| (fp.frames, fp.duration_s))
-            .map_err(|e| rename(&e.to_string(), path, name))
+            .map_err(|e| InputError::new(e.input_kind(), rename(&e.to_string(), path, name)))
         }
         Err(e) => Err(e.clone()),
     };

@@ -1,0 +1,145 @@
+//! `nasheed serve`: the scan pipeline and the index over HTTP, for moderation pipelines that
+//! POST uploads and route on the JSON answer. A front end like the CLI: it only presents what
+//! the engine does (`engine::scan::scan_inputs` for every scan, `engine::add_reference`,
+//! `pack` for import and export).
+//!
+//! Design, in the order a request meets it:
+//! - **Admission.** Uploads (scans and new references) take a slot of `max_in_flight` at once
+//!   or are refused with 503 and `Retry-After`: a burst queues nowhere unbounded. A body larger
+//!   than `max_body` is refused with 413 (from `Content-Length` before reading, or when the
+//!   stream passes the limit).
+//! - **Spooling.** The body streams into a private temporary file (the decoder seeks), removed
+//!   when the request ends; memory does not grow with the upload.
+//! - **Scanning** runs on blocking threads, off the async workers, one per reader connection
+//!   (one per core, each its own SQLite connection; a pack is one store in memory). The
+//!   request's deadline (`timeout`) bounds the upload (408), the wait for a reader and the
+//!   decoding (504: the decoder stops at the deadline, so no worker hangs on a hostile file).
+//! - **Writes** (add, remove, import) go through one writer connection under a lock; readers
+//!   see whole tracks only (each track is one transaction, SQLite in WAL mode).
+//! - **Auth.** Write endpoints and pack export need `Authorization: Bearer TOKEN`; without a
+//!   configured token they are off (403). The token is compared in constant time and never
+//!   logged.
+//! - **Shutdown.** SIGTERM or Ctrl-C stops accepting, lets the requests in flight complete,
+//!   then `serve` returns and the process exits 0.
+
+mod metrics;
+mod routes;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use nasheed::engine::Budget;
+use nasheed::fingerprint::FingerprintParams;
+use nasheed::index::Store;
+use nasheed::matching::MatchParams;
+use tokio::sync::Semaphore;
+
+/// Everything `serve` needs, resolved from the command line.
+pub struct Config {
+    /// Address to bind.
+    pub listen: SocketAddr,
+    /// The index as named by `--db` (for messages).
+    pub db: PathBuf,
+    /// Bearer token of the write endpoints; `None`: they are off.
+    pub token: Option<String>,
+    /// Largest request body (bytes).
+    pub max_body: u64,
+    /// Wall-clock limit of one request (upload, wait, decode and match).
+    pub timeout: Duration,
+    /// Uploads accepted at once.
+    pub max_in_flight: usize,
+    /// Per-input budget (its deadline is set per request).
+    pub budget: Budget,
+    /// Fingerprint parameters of this build.
+    pub params: FingerprintParams,
+    /// Matching thresholds (a request may raise `min_confidence`).
+    pub match_params: MatchParams,
+    /// Serve even when the index holds no references.
+    pub allow_empty: bool,
+}
+
+/// The open index: reader connections for scans, one for listings and metrics, one writer.
+pub struct Stores {
+    /// One per concurrent scan.
+    pub readers: Vec<Box<dyn Store + Send>>,
+    /// For listings, health and metrics, so they answer while every scan reader is busy
+    /// (`None` for a pack: its one store in memory is shared with the scans).
+    pub meta: Option<Box<dyn Store + Send>>,
+    /// The writer; `None` when the index is read-only (a pack).
+    pub writer: Option<Box<dyn Store + Send>>,
+}
+
+/// State shared by the handlers.
+struct State {
+    config: Config,
+    readers: Mutex<Vec<Box<dyn Store + Send>>>,
+    /// Free reader connections (a permit is a right to pop one).
+    reader_slots: Arc<Semaphore>,
+    meta: Option<Mutex<Box<dyn Store + Send>>>,
+    writer: Option<Mutex<Box<dyn Store + Send>>>,
+    /// Uploads accepted and not yet answered.
+    in_flight: Arc<Semaphore>,
+    metrics: metrics::Metrics,
+}
+
+/// Runs the service until SIGTERM or Ctrl-C, then lets the requests in flight finish.
+/// `on_listening` is told the bound address (port 0 picks a free one).
+pub fn serve(
+    config: Config,
+    stores: Stores,
+    on_listening: impl FnOnce(SocketAddr),
+) -> anyhow::Result<()> {
+    let readers = stores.readers.len().max(1);
+    let state = Arc::new(State {
+        reader_slots: Arc::new(Semaphore::new(stores.readers.len())),
+        readers: Mutex::new(stores.readers),
+        meta: stores.meta.map(Mutex::new),
+        writer: stores.writer.map(Mutex::new),
+        in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
+        metrics: metrics::Metrics::default(),
+        config,
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        // Scans run on blocking threads; the async workers only move bytes.
+        .worker_threads(readers.clamp(1, 4))
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(state.config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", state.config.listen))?;
+        on_listening(listener.local_addr()?);
+        let app = routes::router(state);
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("serving")
+    })
+}
+
+/// Resolves at SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            // Without a SIGTERM handler, Ctrl-C still stops the server.
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
