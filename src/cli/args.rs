@@ -287,7 +287,8 @@ pub struct ServeArgs {
     /// Most decoded audio one upload may hold, in seconds (as `scan --max-duration`).
     #[arg(long, value_name = "SECONDS", value_parser = positive_seconds, default_value_t = DEFAULT_MAX_DURATION_S)]
     pub max_duration: f64,
-    /// Serve even if the index holds no references (every upload would be reported clean).
+    /// Start even if the index holds no references, to fill it over HTTP; until it holds one,
+    /// scans are refused and /healthz answers 503 (never a silent "clean").
     #[arg(long)]
     pub allow_empty: bool,
 }

@@ -500,6 +500,13 @@ fn scan(db: &Path, params: &FingerprintParams, a: ScanArgs) -> anyhow::Result<Ou
 
 fn serve(db: &Path, params: &FingerprintParams, a: ServeArgs) -> anyhow::Result<Outcome> {
     let token = read_token(a.token_file.as_deref())?;
+    let in_memory = db.is_dir() || pack::is_pack_source(db);
+    // A writer only when writes are on (a scanner on a read-only copy needs none); opened first,
+    // so that a new deployment's index is created and filled over HTTP.
+    let writer = match (&token, in_memory) {
+        (Some(_), false) => Some(open_for_writing(db, params, Access::Create)?),
+        _ => None,
+    };
     let first = open_for_reading(db, params)?;
     let tracks = first.stats()?.tracks;
     if !a.allow_empty && tracks == 0 {
@@ -508,15 +515,9 @@ fn serve(db: &Path, params: &FingerprintParams, a: ServeArgs) -> anyhow::Result<
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut readers = vec![first];
     readers.extend(store_index::more_readers(db, &params.id(), cores - 1)?);
-    let in_memory = db.is_dir() || pack::is_pack_source(db);
     let meta = match in_memory {
         true => None,
         false => Some(open_for_reading(db, params)?),
-    };
-    // A writer only when writes are on: a scanner on a read-only copy needs none.
-    let writer = match (&token, in_memory) {
-        (Some(_), false) => Some(open_for_writing(db, params, Access::Modify)?),
-        _ => None,
     };
     let writes = match (&token, in_memory) {
         (None, _) => "off (no token)",
@@ -533,7 +534,6 @@ fn serve(db: &Path, params: &FingerprintParams, a: ServeArgs) -> anyhow::Result<
         budget: Budget::with_max_duration(a.max_duration),
         params: params.clone(),
         match_params: MatchParams::default(),
-        allow_empty: a.allow_empty,
     };
     let stores = crate::server::Stores {
         readers,

@@ -57,8 +57,6 @@ pub struct Config {
     pub params: FingerprintParams,
     /// Matching thresholds (a request may raise `min_confidence`).
     pub match_params: MatchParams,
-    /// Serve even when the index holds no references.
-    pub allow_empty: bool,
 }
 
 /// The open index: reader connections for scans, one for listings and metrics, one writer.

@@ -186,7 +186,8 @@ async fn scan(
         // Held until the scan ends, even when the answer has given up on it.
         let _held = (permit, slot);
         let mut lease = Lease::take(&shared)?;
-        if !shared.config.allow_empty && lease.store()?.stats()?.tracks == 0 {
+        // Never a silent "clean" for want of references, whatever --allow-empty says.
+        if lease.store()?.stats()?.tracks == 0 {
             return Err(Failure::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "empty_index",
@@ -632,11 +633,12 @@ async fn export(Shared(state): Shared<Arc<State>>, headers: HeaderMap) -> Answer
         .into_response())
 }
 
-/// `GET /healthz`: 200 when the index can be read and holds references, else 503.
+/// `GET /healthz`: 200 when the index can be read and holds references, else 503 (an empty
+/// index would report every upload clean: no traffic should reach it).
 async fn health(Shared(state): Shared<Arc<State>>) -> Answer {
     let stats = with_reader(&state, |s| Ok(s.stats()?)).await;
     let (status, body) = match stats {
-        Ok(s) if s.tracks > 0 || state.config.allow_empty => (
+        Ok(s) if s.tracks > 0 => (
             StatusCode::OK,
             json!({"status": "ok", "tracks": s.tracks, "params_id": s.params_id}),
         ),
