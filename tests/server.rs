@@ -268,7 +268,7 @@ fn garbage_and_empty_bodies_get_422_with_a_one_line_error() {
         let error = v["error"].as_str().unwrap_or_default();
         assert!(error.starts_with("bad.mp4: "), "{what}: {error}");
         assert!(
-            !error.contains('\n') && !error.contains("nasheed-spool"),
+            !error.contains('\n') && !error.contains("nasheed-upload"),
             "{what}: {error}"
         );
         assert_eq!(v["error_kind"], "undecodable", "{what}");

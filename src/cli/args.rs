@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use clap::{ArgGroup, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use nasheed::index::TrackRef;
 
+use super::output::{self, Output};
+
 /// Find known recordings in uploads: index references, scan files, folders or stdin.
 #[derive(Debug, Parser)]
 #[command(name = "nasheed", about, after_help = MAIN_EXAMPLES)]
@@ -84,8 +86,8 @@ Exit codes: 0 every file indexed or already present; 2 any file failed (the othe
   nasheed --db fingerprints/ list --format json")]
     List {
         /// Output format.
-        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
-        format: ListFormat,
+        #[arg(long, default_value = "text", value_parser = output::parser(Output::List))]
+        format: String,
     },
     /// Totals of the index.
     #[command(after_help = "Examples:
@@ -93,8 +95,8 @@ Exit codes: 0 every file indexed or already present; 2 any file failed (the othe
   nasheed --db refs.db stats --format json")]
     Stats {
         /// Output format.
-        #[arg(long, value_enum, default_value_t = StatsFormat::Text)]
-        format: StatsFormat,
+        #[arg(long, default_value = "text", value_parser = output::parser(Output::Stats))]
+        format: String,
     },
     /// Write references' fingerprints and metadata (never audio) to a pack file.
     #[command(after_help = "Examples:
@@ -185,26 +187,6 @@ fn key_value(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Output formats of `list`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ListFormat {
-    /// One line per track: id, title, duration, path, metadata.
-    Text,
-    /// One JSON array of tracks with every field.
-    Json,
-    /// One JSON object per track per line.
-    Jsonl,
-}
-
-/// Output formats of `stats`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StatsFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object.
-    Json,
-}
-
 /// Arguments of `scan`.
 #[derive(Debug, clap::Args)]
 pub struct ScanArgs {
@@ -212,8 +194,8 @@ pub struct ScanArgs {
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    #[arg(long, default_value = "text", value_parser = output::parser(Output::Scan))]
+    pub format: String,
     /// Report only matches at least this confident (0 to 1).
     #[arg(long, value_parser = unit_interval)]
     pub min_confidence: Option<f64>,
@@ -350,19 +332,6 @@ fn byte_count(s: &str) -> Result<u64, String> {
             "expected a byte count above 0 with an optional K, M or G, got {s}"
         )),
     }
-}
-
-/// Output formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// Human-readable lines.
-    Text,
-    /// One JSON array.
-    Json,
-    /// One JSON object per line (per input).
-    Jsonl,
-    /// One row per match, and one per clean or unreadable input (`status` column).
-    Csv,
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod output;
+pub mod resolve;
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -14,12 +15,16 @@ use nasheed::engine::report::{ScanRecord, ScanSummary};
 use nasheed::engine::scan::{ScanError, ScanSink};
 use nasheed::engine::{self, Budget, IndexEvent, IndexJob, Input};
 use nasheed::fingerprint::FingerprintParams;
-use nasheed::index::{self as store_index, Access, IndexError, Metadata, Store, TrackId, TrackRef};
+use nasheed::index::{self as store_index, Access, Metadata, Store, TrackId, TrackRef};
 use nasheed::matching::MatchParams;
 use nasheed::pack;
 
-use args::{Args, Color, Command, Format, ListFormat, ScanArgs, ServeArgs, StatsFormat};
-use output::{escape_controls, meta_text, summary_line, Presentation, ScanWriter};
+use args::{Args, Command, ScanArgs, ServeArgs};
+use output::{escape_controls, meta_text, summary_line, Presentation, Writer};
+use resolve::{
+    empty_index_message, open_for_reading, open_for_writing, open_to_inspect, read_token,
+    refuse_pack,
+};
 
 /// How a command ended, mapped to the exit code by `main`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,8 +53,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         }
         Command::Scan(scan_args) => scan(&args.db, &params, scan_args),
         Command::Serve(serve_args) => serve(&args.db, &params, serve_args),
-        Command::List { format } => list(&args.db, &params, format),
-        Command::Stats { format } => stats(&args.db, &params, format),
+        Command::List { format } => list(&args.db, &params, &format),
+        Command::Stats { format } => stats(&args.db, &params, &format),
         Command::Remove { tracks, filter } => remove(&args.db, &params, &tracks, &filter),
         Command::Export {
             out,
@@ -224,23 +229,6 @@ fn report_walk(expanded: &engine::Expanded) {
     }
 }
 
-/// Refuses a pack or a folder as the index of a command that writes.
-fn refuse_pack(db: &Path) -> anyhow::Result<()> {
-    if db.is_dir() {
-        bail!(
-            "--db {} is a folder: index, import and remove write to an index database file",
-            db.display()
-        );
-    }
-    if pack::is_pack_source(db) {
-        bail!(
-            "--db {} is a fingerprint pack, which is read-only: index into a database file, or `import` the pack into one",
-            db.display()
-        );
-    }
-    Ok(())
-}
-
 /// One row of a `--meta-csv` file.
 struct MetaRow {
     /// Line number in the file.
@@ -400,22 +388,13 @@ fn scan(db: &Path, params: &FingerprintParams, a: ScanArgs) -> anyhow::Result<Ou
         mp.min_confidence = c;
     }
     let budget = Budget::with_max_duration(a.max_duration);
-    let format = a.format;
     let how = Presentation {
         quiet: a.quiet,
-        color: match a.color {
-            Color::Always => true,
-            Color::Never => false,
-            // https://no-color.org: a set, non-empty NO_COLOR turns colour off.
-            Color::Auto => {
-                std::io::stdout().is_terminal()
-                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-            }
-        },
+        color: resolve::color(a.color),
     };
     // A text error line on a terminal is seen already; anywhere else it is also copied to
     // stderr, where an operator (or a pipeline reading stdout) sees it.
-    let errors_to_stderr = format != Format::Text
+    let errors_to_stderr = a.format != "text"
         || a.quiet
         || !(std::io::stdout().is_terminal() && std::io::stderr().is_terminal());
     // Opened before stdin is read, so a bad index is reported at once.
@@ -456,7 +435,6 @@ fn scan(db: &Path, params: &FingerprintParams, a: ScanArgs) -> anyhow::Result<Ou
         &params.id(),
         engine::scan::matchers_for(inputs.len()) - 1,
     )?);
-    let stdout = std::io::stdout().lock();
     let bar = if a.quiet {
         None
     } else {
@@ -466,7 +444,8 @@ fn scan(db: &Path, params: &FingerprintParams, a: ScanArgs) -> anyhow::Result<Ou
         b.set_length(inputs.len() as u64);
     }
     let mut printer = Printer {
-        writer: ScanWriter::new(std::io::BufWriter::new(stdout), format, how),
+        writer: resolve::writer(&a.format, how),
+        quiet: a.quiet,
         bar,
         summary: &mut summary,
         errors_to_stderr,
@@ -512,7 +491,7 @@ fn serve(db: &Path, params: &FingerprintParams, a: ServeArgs) -> anyhow::Result<
     if !a.allow_empty && tracks == 0 {
         bail!("{}", empty_index_message(db));
     }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = engine::scan::matchers_for(usize::MAX);
     let mut readers = vec![first];
     readers.extend(store_index::more_readers(db, &params.id(), cores - 1)?);
     let meta = match in_memory {
@@ -550,44 +529,6 @@ fn serve(db: &Path, params: &FingerprintParams, a: ServeArgs) -> anyhow::Result<
     Ok(Outcome::Success)
 }
 
-/// The write endpoints' bearer token: from `--token-file`, else `$NASHEED_TOKEN`, else none.
-/// Never from a command-line value, which any user can read in the process list.
-fn read_token(file: Option<&Path>) -> anyhow::Result<Option<String>> {
-    let (token, source) = match file {
-        Some(p) => (
-            std::fs::read_to_string(p)
-                .with_context(|| format!("--token-file {}: cannot read", p.display()))?,
-            format!("--token-file {}", p.display()),
-        ),
-        None => match std::env::var("NASHEED_TOKEN") {
-            Ok(t) => (t, "NASHEED_TOKEN".to_string()),
-            Err(std::env::VarError::NotPresent) => return Ok(None),
-            Err(std::env::VarError::NotUnicode(_)) => bail!("NASHEED_TOKEN is not valid UTF-8"),
-        },
-    };
-    let token = token.trim();
-    if token.len() < 16 || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        bail!("{source}: the token must be at least 16 characters, without spaces or control characters");
-    }
-    Ok(Some(token.to_string()))
-}
-
-/// Why a scan against an index without references is refused, and what to do.
-fn empty_index_message(db: &Path) -> String {
-    let what = if db.is_dir() {
-        format!(
-            "--db {} is a folder with no fingerprint pack (*.{}) in it",
-            db.display(),
-            pack::EXTENSION
-        )
-    } else {
-        format!("the index {} holds no references", db.display())
-    };
-    format!(
-        "{what}: scanning against it would report every upload clean; fill it with `nasheed index` or `nasheed import`, or pass --allow-empty to scan anyway"
-    )
-}
-
 /// Writes the summary object to the `--summary-json` file, if one was asked for.
 fn write_summary(file: Option<&mut std::fs::File>, summary: &ScanSummary) -> anyhow::Result<()> {
     if let Some(f) = file {
@@ -600,22 +541,28 @@ fn write_summary(file: Option<&mut std::fs::File>, summary: &ScanSummary) -> any
 
 /// The scan's sink: prints each record as it comes (the progress bar taken down meanwhile, so
 /// output and bar never mix), copies errors to stderr where they would not be seen, counts.
-struct Printer<'a, W: Write> {
-    writer: ScanWriter<W>,
+struct Printer<'a> {
+    writer: Box<dyn Writer>,
+    /// Only records with a match are written (`--quiet`).
+    quiet: bool,
     bar: Option<indicatif::ProgressBar>,
     summary: &'a mut ScanSummary,
     errors_to_stderr: bool,
 }
 
-impl<W: Write> ScanSink for Printer<'_, W> {
+impl ScanSink for Printer<'_> {
     fn record(&mut self, record: ScanRecord) -> std::io::Result<()> {
         self.summary.add(&record);
-        let (writer, errors_to_stderr) = (&mut self.writer, self.errors_to_stderr);
+        let (writer, errors_to_stderr, quiet) =
+            (&mut self.writer, self.errors_to_stderr, self.quiet);
         let mut print = || {
             if let (Some(e), true) = (&record.error, errors_to_stderr) {
                 eprintln!("error: {}", escape_controls(e));
             }
-            writer.write(&record)
+            if quiet && record.matches.is_empty() {
+                return Ok(());
+            }
+            writer.record(&record)
         };
         let written = match &self.bar {
             Some(b) => b.suspend(print),
@@ -629,73 +576,20 @@ impl<W: Write> ScanSink for Printer<'_, W> {
     }
 }
 
-fn list(db: &Path, params: &FingerprintParams, format: ListFormat) -> anyhow::Result<Outcome> {
+fn list(db: &Path, params: &FingerprintParams, format: &str) -> anyhow::Result<Outcome> {
     let store = open_to_inspect(db, params)?;
     let tracks = store.tracks()?;
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let res = match format {
-        ListFormat::Json => serde_json::to_writer_pretty(&mut out, &tracks)
-            .map_err(std::io::Error::from)
-            .and_then(|_| writeln!(out)),
-        ListFormat::Jsonl => tracks.iter().try_for_each(|t| {
-            serde_json::to_writer(&mut out, t)
-                .map_err(std::io::Error::from)
-                .and_then(|_| writeln!(out))
-        }),
-        ListFormat::Text => tracks.iter().try_for_each(|t| {
-            writeln!(
-                out,
-                "{}\t{}\t{:.1}s\t{}\t{}\t{}",
-                t.id.0,
-                escape_controls(&t.title),
-                t.duration_s,
-                escape_controls(&t.path),
-                t.sha256.get(..12).unwrap_or(&t.sha256),
-                escape_controls(&meta_text(&t.meta))
-            )
-        }),
-    };
-    finish_print(res.and_then(|_| out.flush()))
+    let mut out = resolve::writer(format, Presentation::default());
+    let res = tracks.iter().try_for_each(|t| out.track(t));
+    finish_print(res.and_then(|_| out.finish()))
 }
 
-fn stats(db: &Path, params: &FingerprintParams, format: StatsFormat) -> anyhow::Result<Outcome> {
+fn stats(db: &Path, params: &FingerprintParams, format: &str) -> anyhow::Result<Outcome> {
     let store = open_to_inspect(db, params)?;
     let s = store.stats()?;
-    let mut out = std::io::stdout().lock();
-    let res = match format {
-        StatsFormat::Json => serde_json::to_writer_pretty(&mut out, &s)
-            .map_err(std::io::Error::from)
-            .and_then(|_| writeln!(out)),
-        StatsFormat::Text => {
-            // Size per hour means nothing without audio (it would divide by zero).
-            let per_hour = if s.audio_hours > 0.0 {
-                format!(
-                    "{:.2} MB per audio hour",
-                    s.bytes as f64 / 1e6 / s.audio_hours
-                )
-            } else {
-                "no audio indexed".to_string()
-            };
-            let note = if s.params_id == params.id() {
-                String::new()
-            } else {
-                format!(
-                    " (this build uses {}: scan refuses this index)",
-                    params.id()
-                )
-            };
-            writeln!(
-                out,
-                "tracks: {}\nhashes: {}\naudio: {:.2} h\nsize: {:.1} MB ({per_hour})\nparameters: {}{note}",
-                s.tracks,
-                s.hashes,
-                s.audio_hours,
-                s.bytes as f64 / 1e6,
-                s.params_id
-            )
-        }
-    };
-    finish_print(res)
+    let mut out = resolve::writer(format, Presentation::default());
+    let res = out.stats(&s, &params.id());
+    finish_print(res.and_then(|_| out.finish()))
 }
 
 fn remove(
@@ -862,45 +756,6 @@ fn filter_text(filter: &[(String, String)]) -> String {
         .map(|(k, v)| escape_controls(&format!("{k}={v}")).into_owned())
         .collect();
     v.join(" and ")
-}
-
-/// The index (a database, a pack or a folder of packs) to scan against.
-fn open_for_reading(
-    db: &Path,
-    params: &FingerprintParams,
-) -> anyhow::Result<Box<dyn Store + Send>> {
-    Ok(store_index::open(db, &params.id(), Access::Read)?)
-}
-
-/// Like [`open_for_reading`], but an index or pack built with other fingerprint parameters is
-/// opened too (read-only, with a note on stderr): it can be listed, counted and exported.
-fn open_to_inspect(db: &Path, params: &FingerprintParams) -> anyhow::Result<Box<dyn Store + Send>> {
-    let store = store_index::open(db, &params.id(), Access::Inspect)?;
-    if store.params_id() != params.id() {
-        eprintln!(
-            "note: {} was built with fingerprint parameters {}, this build uses {}: it can be listed and exported, not scanned",
-            db.display(),
-            store.params_id(),
-            params.id()
-        );
-    }
-    Ok(store)
-}
-
-/// An index database opened for writing (`Create`: made when missing; `Modify`: must exist).
-fn open_for_writing(
-    db: &Path,
-    params: &FingerprintParams,
-    access: Access,
-) -> anyhow::Result<Box<dyn Store + Send>> {
-    store_index::open(db, &params.id(), access).map_err(|e| match e {
-        // SQLite's own messages do not always say which file.
-        IndexError::Backend(_) => {
-            anyhow::Error::new(e).context(format!("opening index {}", db.display()))
-        }
-        // These name the file already.
-        other => other.into(),
-    })
 }
 
 fn export(

@@ -231,14 +231,14 @@ impl Drop for Spool {
 
 impl Spool {
     /// A new, empty file in the temp folder that only this user can read (uploads are
-    /// sensitive), opened for writing.
-    pub fn create() -> std::io::Result<(Spool, std::fs::File)> {
+    /// sensitive), opened for writing; its name starts with `nasheed-{what}-`.
+    pub fn create(what: &str) -> std::io::Result<(Spool, std::fs::File)> {
         static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
         let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let file = format!("nasheed-spool-{}-{nanos}-{n}", std::process::id());
+        let file = format!("nasheed-{what}-{}-{nanos}-{n}", std::process::id());
         let path = std::env::temp_dir().join(file);
         let mut options = std::fs::OpenOptions::new();
         // A new file only: never follow a link or reuse a file someone left there.
@@ -262,7 +262,7 @@ impl Spool {
         cap: u64,
     ) -> Result<Spool, InputError> {
         use std::io::Read;
-        let (spool, mut f) = Spool::create().map_err(|e| {
+        let (spool, mut f) = Spool::create("stdin").map_err(|e| {
             InputError::new(
                 ErrorKind::Unreadable,
                 format!(

@@ -317,7 +317,7 @@ async fn receive(
         return Err(too_large());
     }
     let copy = async {
-        let (spool, file) = Spool::create().map_err(|e| {
+        let (spool, file) = Spool::create("upload").map_err(|e| {
             Failure::internal(format!(
                 "cannot spool the upload to {}: {e}",
                 std::env::temp_dir().display()
