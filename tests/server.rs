@@ -163,7 +163,7 @@ fn scans_of_mp4_opus_and_wav_uploads_answer_what_the_cli_prints() {
     }
     // A request's min_confidence is applied, and a bad one is refused.
     let body = std::fs::read(fixtures().join("excerpt_s16.wav")).unwrap();
-    let (status, _) = post(&server.url("/v1/scan?min_confidence=95"), b"x", None);
+    let (status, _) = post(&server.url("/v1/scan?min_confidence=95"), &body, None);
     assert_eq!(status, 400);
     let (status, text) = post(&server.url("/v1/scan?min_confidence=1"), &body, None);
     assert_eq!(status, 200, "{text}");
@@ -182,9 +182,10 @@ fn writes_need_the_token_and_are_off_without_one() {
     drop(off);
 
     let server = Server::start(&s.db(), &[], true);
-    // Refused before the body is read: small bodies, or the client sees its upload cut short.
+    // A whole upload is refused cleanly: the client reads the 401, not a reset connection.
+    let audio = std::fs::read(s.path("ref1.wav")).unwrap();
     for token in [None, Some("wrong-token-0123456789abcdef"), Some("")] {
-        let (status, text) = post(&server.url("/v1/references?title=x"), b"RIFF", token);
+        let (status, text) = post(&server.url("/v1/references?title=x"), &audio, token);
         assert_eq!(status, 401, "{token:?}: {text}");
         assert_eq!(delete(&server.url("/v1/references/1"), token).0, 401);
         assert_eq!(get(&server.url("/v1/packs"), token).0, 401);

@@ -37,6 +37,9 @@ use nasheed::index::Store;
 use nasheed::matching::MatchParams;
 use tokio::sync::Semaphore;
 
+/// Reference and pack uploads accepted at once.
+const WRITES_IN_FLIGHT: usize = 2;
+
 /// Everything `serve` needs, resolved from the command line.
 pub struct Config {
     /// Address to bind.
@@ -78,8 +81,11 @@ struct State {
     reader_slots: Arc<Semaphore>,
     meta: Option<Mutex<Box<dyn Store + Send>>>,
     writer: Option<Mutex<Box<dyn Store + Send>>>,
-    /// Uploads accepted and not yet answered.
+    /// Scans accepted and not yet answered.
     in_flight: Arc<Semaphore>,
+    /// Reference and pack uploads accepted and not yet answered: their own slots, so scans
+    /// under load never lock curators out, nor curators the scans.
+    writes: Arc<Semaphore>,
     metrics: metrics::Metrics,
 }
 
@@ -91,12 +97,14 @@ pub fn serve(
     on_listening: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
     let readers = stores.readers.len().max(1);
+    limit_malloc_arenas(readers);
     let state = Arc::new(State {
         reader_slots: Arc::new(Semaphore::new(stores.readers.len())),
         readers: Mutex::new(stores.readers),
         meta: stores.meta.map(Mutex::new),
         writer: stores.writer.map(Mutex::new),
         in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
+        writes: Arc::new(Semaphore::new(WRITES_IN_FLIGHT)),
         metrics: metrics::Metrics::default(),
         config,
     });
@@ -117,6 +125,22 @@ pub fn serve(
             .await
             .context("serving")
     })
+}
+
+/// Caps glibc's malloc arenas at one per scan reader. Every scan runs on threads of its own
+/// (matcher, decoder, hash), and glibc gives threads up to 8 arenas per core, each keeping its
+/// high-water mark: under the load benchmark (32 clients and a writer, 2 cores) the server's
+/// peak RSS was 481 MB with the default, 337 MB with two arenas per reader and 189 MB with
+/// one, at the same throughput.
+fn limit_malloc_arenas(arenas: usize) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; it is called before the server's
+    // threads start.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, arenas.clamp(1, 64) as libc::c_int);
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = arenas;
 }
 
 /// Resolves at SIGTERM or Ctrl-C.

@@ -158,24 +158,22 @@ async fn scan(
             "min_confidence" => match v.trim().parse::<f64>() {
                 Ok(c) if (0.0..=1.0).contains(&c) => match_params.min_confidence = c,
                 _ => {
-                    return Err(Failure::bad_request(format!(
+                    let failure = Failure::bad_request(format!(
                         "min_confidence: expected a number from 0 to 1, got {v}"
-                    )))
+                    ));
+                    return Err(refuse(body, failure).await);
                 }
             },
             "name" => name = v,
             other => {
-                return Err(Failure::bad_request(format!(
-                    "unknown query option {other}"
-                )))
+                let failure = Failure::bad_request(format!("unknown query option {other}"));
+                return Err(refuse(body, failure).await);
             }
         }
     }
-    let permit = state
-        .in_flight
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| Failure::busy())?;
+    let Ok(permit) = state.in_flight.clone().try_acquire_owned() else {
+        return Err(refuse(body, Failure::busy()).await);
+    };
     let spool = receive(&state, &headers, body, deadline).await?;
     let slot = tokio::time::timeout_at(deadline.into(), state.reader_slots.clone().acquire_owned())
         .await
@@ -292,6 +290,28 @@ impl Drop for Lease<'_> {
             pool.push(store);
         }
     }
+}
+
+/// Most of a refused request's body read before answering. A client still sending when the
+/// answer comes and the connection closes sees a reset, not the answer (and its Retry-After);
+/// a body up to this size, an upload's usual size, is read and dropped first.
+const DRAIN_CAP: usize = 16 << 20;
+
+/// Refuses a request whose body was not read: drains up to [`DRAIN_CAP`] of it (for at most
+/// two seconds) so the client reads the answer, then hands the failure back.
+async fn refuse(body: Body, failure: Failure) -> Failure {
+    let drain = async {
+        let mut body = body;
+        let mut read = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            read += frame.data_ref().map_or(0, |d| d.len());
+            if read > DRAIN_CAP {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drain).await;
+    failure
 }
 
 /// Receives a request body into a spool file, within the size limit and the deadline.
@@ -475,7 +495,9 @@ async fn add_reference(
     headers: HeaderMap,
     body: Body,
 ) -> Answer {
-    authorize(&state, &headers)?;
+    if let Err(failure) = authorize(&state, &headers) {
+        return Err(refuse(body, failure).await);
+    }
     let deadline = Instant::now() + state.config.timeout;
     let mut title = None;
     let mut name = None;
@@ -484,17 +506,15 @@ async fn add_reference(
         match k.trim() {
             "title" => title = Some(v),
             "name" => name = Some(v),
-            "" => return Err(Failure::bad_request("a metadata key is empty")),
+            "" => return Err(refuse(body, Failure::bad_request("a metadata key is empty")).await),
             key => {
                 meta.insert(key.to_string(), v);
             }
         }
     }
-    let permit = state
-        .in_flight
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| Failure::busy())?;
+    let Ok(permit) = state.writes.clone().try_acquire_owned() else {
+        return Err(refuse(body, Failure::busy()).await);
+    };
     let spool = receive(&state, &headers, body, deadline).await?;
     // Fingerprinted outside the writer's lock; only the insert takes it.
     let shared = state.clone();
@@ -583,13 +603,13 @@ async fn remove(
 /// `POST /v1/packs`: the body is a fingerprint pack; its tracks are added (all or nothing,
 /// tracks already present skipped).
 async fn import(Shared(state): Shared<Arc<State>>, headers: HeaderMap, body: Body) -> Answer {
-    authorize(&state, &headers)?;
+    if let Err(failure) = authorize(&state, &headers) {
+        return Err(refuse(body, failure).await);
+    }
     let deadline = Instant::now() + state.config.timeout;
-    let permit = state
-        .in_flight
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| Failure::busy())?;
+    let Ok(permit) = state.writes.clone().try_acquire_owned() else {
+        return Err(refuse(body, Failure::busy()).await);
+    };
     let spool = receive(&state, &headers, body, deadline).await?;
     let params_id = state.config.params.id();
     let summary = with_writer(&state, move |store| {
