@@ -7,6 +7,7 @@
 //! hashes made differently are never mixed. This module knows nothing of audio decoding or of how
 //! matches are scored.
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use serde::Serialize;
 
 use crate::fingerprint::{Peak, Prints};
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 pub use crate::ids::TrackId;
@@ -253,10 +255,21 @@ pub enum Access {
     Modify,
 }
 
-/// Opens the index at `location` for `access`, picking the backend: a fingerprint pack or a
-/// folder (of packs) is loaded into memory, read-only; anything else is an SQLite index file.
+/// Opens the index at `location` for `access`, picking the backend: a `postgres://` URL is a
+/// shared PostgreSQL index; a fingerprint pack or a folder (of packs) is loaded into memory,
+/// read-only; anything else is an SQLite index file.
 /// `params_id` is this build's fingerprint-parameter id (not checked for [`Access::Inspect`]).
 pub fn open(location: &Path, params_id: &str, access: Access) -> Result<Box<dyn Store + Send>> {
+    if postgres::is_url(location) {
+        let url = location.to_str().unwrap_or_default();
+        let (params_id, mode) = match access {
+            Access::Read => (Some(params_id), postgres::Mode::Read),
+            Access::Inspect => (None, postgres::Mode::Read),
+            Access::Create => (Some(params_id), postgres::Mode::Create),
+            Access::Modify => (Some(params_id), postgres::Mode::Write),
+        };
+        return Ok(Box::new(PostgresStore::open(url, params_id, mode)?));
+    }
     if location.is_dir() || crate::pack::is_pack_source(location) {
         let packs = |e: crate::pack::PackError| IndexError::Pack {
             path: location.to_path_buf(),

@@ -7,6 +7,8 @@ use std::process::{Command, Output, Stdio};
 
 use serde::Deserialize;
 
+pub mod pg;
+
 /// One input's line of `scan --format jsonl`.
 #[derive(Debug, Deserialize)]
 pub struct Record {

@@ -1,0 +1,207 @@
+//! The shared index on PostgreSQL, through the CLI as users run it (`--db postgres://...`),
+//! beside the same work on SQLite; and a writer killed mid-run leaving it consistent.
+
+mod common;
+use common::*;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn ok(out: &std::process::Output) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A scan record without its local ids (they differ between indexes).
+fn without_ids(line: &str) -> serde_json::Value {
+    let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+    if let Some(ms) = v["matches"].as_array_mut() {
+        for m in ms {
+            if let Some(o) = m.as_object_mut() {
+                o.remove("ref_id");
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn every_command_works_on_postgres_as_on_sqlite() {
+    let pg = pg::TestPg::start();
+    let url = PathBuf::from(pg.database("cli"));
+    let s = Scratch::new("shared-cli");
+    let songs: Vec<PathBuf> = (61..=63)
+        .map(|seed| {
+            let p = s.path(&format!("song{seed}.wav"));
+            write_song(&p, seed, 25.0);
+            p
+        })
+        .collect();
+    let refs: Vec<&std::path::Path> = songs.iter().map(|p| p.as_path()).collect();
+    index(&url, &refs);
+    index(&s.db(), &refs);
+    // Indexing again skips every file (same SHA-256).
+    let again = run(&url, &["index", &songs[0].display().to_string()]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("skipped 1"));
+
+    let clip = s.path("clip.wav");
+    let audio = nasheed_harness::synth::song(62, 25.0, 44100);
+    nasheed_harness::synth::write_wav(&clip, &audio[5 * 44100..13 * 44100], 44100, 1).unwrap();
+    let clip_s = clip.display().to_string();
+    let on_pg = run(&url, &["scan", "--format", "jsonl", &clip_s]);
+    let on_sqlite = run(&s.db(), &["scan", "--format", "jsonl", &clip_s]);
+    assert_eq!(
+        on_pg.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&on_pg.stderr)
+    );
+    let (a, b) = (
+        without_ids(String::from_utf8_lossy(&on_pg.stdout).trim()),
+        without_ids(String::from_utf8_lossy(&on_sqlite.stdout).trim()),
+    );
+    assert_eq!(a, b);
+    assert_eq!(a["matches"][0]["title"], "song62");
+
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(&run(&url, &["list", "--format", "json"]))).unwrap();
+    assert_eq!(list.as_array().map(Vec::len), Some(3));
+    let stats: serde_json::Value =
+        serde_json::from_str(&ok(&run(&url, &["stats", "--format", "json"]))).unwrap();
+    assert_eq!(stats["tracks"], 3);
+
+    // Export gives the same bytes from either backend.
+    let (p1, p2) = (s.path("pg.nshpack"), s.path("sqlite.nshpack"));
+    ok(&run(&url, &["export", "--out", &p1.display().to_string()]));
+    ok(&run(
+        &s.db(),
+        &["export", "--out", &p2.display().to_string()],
+    ));
+    assert_eq!(std::fs::read(&p1).unwrap(), std::fs::read(&p2).unwrap());
+
+    // Remove, tag and import round trip.
+    let sha = list
+        .as_array()
+        .and_then(|l| l.iter().find(|t| t["title"] == "song62"))
+        .and_then(|t| t["sha256"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    ok(&run(&url, &["tag", &sha[..12], "--set", "group=g62"]));
+    ok(&run(&url, &["remove", &sha[..12]]));
+    let gone = run(&url, &["scan", "--format", "jsonl", &clip_s]);
+    assert_eq!(gone.status.code(), Some(0), "removed, yet found");
+    ok(&run(&url, &["import", &p2.display().to_string()]));
+    assert_eq!(run(&url, &["scan", &clip_s]).status.code(), Some(1));
+    // Another build's parameters are refused for scanning, by name.
+    let mut client = postgres::Client::connect(url.to_str().unwrap(), postgres::NoTls).unwrap();
+    client
+        .execute(
+            "UPDATE nasheed_meta SET value = 'fp1-other' WHERE key = 'params_id'",
+            &[],
+        )
+        .unwrap();
+    let refused = run(&url, &["scan", &clip_s]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("fp1-other"));
+    ok(&run(&url, &["list"]));
+}
+
+#[test]
+fn a_killed_indexer_leaves_postgres_consistent() {
+    let pg = pg::TestPg::start();
+    let url = pg.database("kill");
+    let s = Scratch::new("shared-kill");
+    let songs: Vec<PathBuf> = (71..=82)
+        .map(|seed| {
+            let p = s.path(&format!("song{seed}.wav"));
+            write_song(&p, seed, 60.0);
+            p
+        })
+        .collect();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nasheed"))
+        .args(["--db", &url, "index"])
+        .args(&songs)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let t0 = Instant::now();
+    loop {
+        let exists: bool = client
+            .query_one("SELECT to_regclass('nasheed_tracks') IS NOT NULL", &[])
+            .unwrap()
+            .get(0);
+        if exists {
+            let n: i64 = client
+                .query_one("SELECT COUNT(*) FROM nasheed_tracks", &[])
+                .unwrap()
+                .get(0);
+            if n >= 2 {
+                break;
+            }
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "the indexer stored nothing"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // No orphan postings, and every track holds exactly what indexing it alone stores.
+    let orphans: i64 = client
+        .query_one(
+            "SELECT COUNT(*) FROM nasheed_postings p LEFT JOIN nasheed_tracks t ON t.id = p.track WHERE t.id IS NULL",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(orphans, 0);
+    let alone = s.path("alone.db");
+    let stored = client
+        .query("SELECT id, path, n_hashes FROM nasheed_tracks", &[])
+        .unwrap();
+    assert!(
+        !stored.is_empty() && stored.len() < songs.len(),
+        "{} tracks",
+        stored.len()
+    );
+    for row in &stored {
+        let (id, path, n): (i64, String, i64) = (row.get(0), row.get(1), row.get(2));
+        let frames: i64 = {
+            let mut n = 0i64;
+            let landmarks = nasheed::index::open(
+                std::path::Path::new(&url),
+                &nasheed::fingerprint::FingerprintParams::default().id(),
+                nasheed::index::Access::Read,
+            )
+            .unwrap()
+            .landmarks(&[nasheed::index::TrackId(id)])
+            .unwrap();
+            n += landmarks.values().map(|v| v.len() as i64).sum::<i64>();
+            n
+        };
+        assert_eq!(frames, n, "{path}: postings {frames}, n_hashes {n}");
+        let _ = std::fs::remove_file(&alone);
+        index(&alone, &[std::path::Path::new(&path)]);
+        let one: serde_json::Value =
+            serde_json::from_str(&ok(&run(&alone, &["stats", "--format", "json"]))).unwrap();
+        assert_eq!(one["hashes"].as_i64(), Some(n), "{path}");
+    }
+    // Running again finishes the job.
+    let refs: Vec<&std::path::Path> = songs.iter().map(|p| p.as_path()).collect();
+    index(std::path::Path::new(&url), &refs);
+    let n: i64 = client
+        .query_one("SELECT COUNT(*) FROM nasheed_tracks", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, songs.len() as i64);
+}
