@@ -205,3 +205,109 @@ fn a_killed_indexer_leaves_postgres_consistent() {
         .get(0);
     assert_eq!(n, songs.len() as i64);
 }
+
+/// SHA-256 of a file, lowercase hex.
+fn sha256_hex(path: &std::path::Path) -> String {
+    nasheed::engine::sha256_file(path).unwrap()
+}
+
+#[test]
+fn two_servers_on_one_postgres_index_find_what_a_third_process_adds() {
+    use common::http::{json, post, Server};
+    use std::collections::HashMap;
+
+    let pg = pg::TestPg::start();
+    let url = PathBuf::from(pg.database("share"));
+    let s = Scratch::new("shared-serve");
+    let song = |seed: u64| {
+        let p = s.path(&format!("song{seed}.wav"));
+        write_song(&p, seed, 20.0);
+        p
+    };
+    let first: Vec<PathBuf> = (61..=63).map(song).collect();
+    index(&url, &first.iter().map(|p| p.as_path()).collect::<Vec<_>>());
+    let new: Vec<(u64, PathBuf)> = (90..110).map(|seed| (seed, song(seed))).collect();
+    let clip = |seed: u64| {
+        let audio = nasheed_harness::synth::song(seed, 20.0, 44100);
+        let p = s.path(&format!("clip{seed}.wav"));
+        nasheed_harness::synth::write_wav(&p, &audio[4 * 44100..12 * 44100], 44100, 1).unwrap();
+        std::fs::read(&p).unwrap()
+    };
+    let known = clip(62);
+    let clips: HashMap<u64, Vec<u8>> = new.iter().map(|(seed, _)| (*seed, clip(*seed))).collect();
+    let seed_of: HashMap<String, u64> =
+        new.iter().map(|(seed, p)| (sha256_hex(p), *seed)).collect();
+
+    let servers = [
+        Server::start(&url, &[], false),
+        Server::start(&url, &[], false),
+    ];
+    let indexer = Command::new(env!("CARGO_BIN_EXE_nasheed"))
+        .arg("--db")
+        .arg(&url)
+        .arg("index")
+        .args(new.iter().map(|(_, p)| p))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut client = postgres::Client::connect(url.to_str().unwrap(), postgres::NoTls).unwrap();
+    // (server, seed) -> seconds from the track's commit to the first scan that found it.
+    let mut delays: HashMap<(usize, u64), f64> = HashMap::new();
+    let (mut scans, t0) = (0, Instant::now());
+    while delays.len() < 2 * new.len() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(240),
+            "found {} of {}",
+            delays.len(),
+            2 * new.len()
+        );
+        let committed: Vec<(u64, f64)> = client
+            .query(
+                "SELECT sha256, EXTRACT(EPOCH FROM at)::FLOAT8 FROM nasheed_changes WHERE op = 'add'",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .filter_map(|r| seed_of.get(&r.get::<_, String>(0)).map(|s| (*s, r.get(1))))
+            .collect();
+        for (i, server) in servers.iter().enumerate() {
+            // A reference that was there all along is found every time, whatever is written.
+            let (status, text) = post(&server.url("/v1/scan"), &known, None);
+            assert_eq!(status, 200, "{text}");
+            assert_eq!(json(&text)["matches"][0]["title"], "song62", "{text}");
+            scans += 1;
+            for &(seed, at) in &committed {
+                if delays.contains_key(&(i, seed)) {
+                    continue;
+                }
+                let (status, text) = post(&server.url("/v1/scan"), &clips[&seed], None);
+                assert_eq!(status, 200, "{text}");
+                scans += 1;
+                let v = json(&text);
+                if let Some(m) = v["matches"].as_array().and_then(|m| m.first()) {
+                    assert_eq!(m["title"], format!("song{seed}"), "{text}");
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_secs_f64();
+                    delays.insert((i, seed), now - at);
+                }
+            }
+        }
+    }
+    let out = indexer.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let worst = delays.values().cloned().fold(0.0, f64::max);
+    eprintln!(
+        "{} scans on 2 servers, 0 errors; a new reference found by both within {worst:.2} s of its commit (worst of {})",
+        scans,
+        delays.len()
+    );
+    assert!(worst <= 10.0, "a reference took {worst:.1} s to be found");
+}

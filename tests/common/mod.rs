@@ -7,6 +7,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde::Deserialize;
 
+pub mod http;
 pub mod pg;
 
 /// One input's line of `scan --format jsonl`.
