@@ -68,10 +68,20 @@ fn every_command_works_on_postgres_as_on_sqlite() {
     );
     assert_eq!(a, b);
     assert_eq!(a["matches"][0]["title"], "song62");
+    // Scans read a local replica, which keeps the shared index's ids.
+    let pg_id =
+        serde_json::from_str::<serde_json::Value>(String::from_utf8_lossy(&on_pg.stdout).trim())
+            .unwrap()["matches"][0]["ref_id"]
+            .clone();
 
     let list: serde_json::Value =
         serde_json::from_str(&ok(&run(&url, &["list", "--format", "json"]))).unwrap();
     assert_eq!(list.as_array().map(Vec::len), Some(3));
+    let listed = list
+        .as_array()
+        .and_then(|l| l.iter().find(|t| t["title"] == "song62"))
+        .map(|t| t["id"].clone());
+    assert_eq!(listed, Some(pg_id));
     let stats: serde_json::Value =
         serde_json::from_str(&ok(&run(&url, &["stats", "--format", "json"]))).unwrap();
     assert_eq!(stats["tracks"], 3);

@@ -207,6 +207,11 @@ fn index(
     })
 }
 
+/// `--db` for a message: a PostgreSQL URL without its password.
+fn shown(db: &Path) -> String {
+    store_index::postgres::redact(&db.display().to_string())
+}
+
 /// Paths as one line for a message.
 fn list_paths(paths: &[PathBuf]) -> String {
     let names: Vec<String> = paths
@@ -398,7 +403,8 @@ fn scan(db: &Path, params: &FingerprintParams, a: ScanArgs) -> anyhow::Result<Ou
         || a.quiet
         || !(std::io::stdout().is_terminal() && std::io::stderr().is_terminal());
     // Opened before stdin is read, so a bad index is reported at once.
-    let mut stores = vec![open_for_reading(db, params)?];
+    let location = resolve::scan_location(db, params)?;
+    let mut stores = vec![open_for_reading(&location, params)?];
     if !a.allow_empty && stores[0].stats()?.tracks == 0 {
         bail!("{}", empty_index_message(db));
     }
@@ -431,7 +437,7 @@ fn scan(db: &Path, params: &FingerprintParams, a: ScanArgs) -> anyhow::Result<Ou
         );
     }
     stores.extend(store_index::more_readers(
-        db,
+        &location,
         &params.id(),
         engine::scan::matchers_for(inputs.len()) - 1,
     )?);
@@ -486,17 +492,24 @@ fn serve(db: &Path, params: &FingerprintParams, a: ServeArgs) -> anyhow::Result<
         (Some(_), false) => Some(open_for_writing(db, params, Access::Create)?),
         _ => None,
     };
-    let first = open_for_reading(db, params)?;
+    // Scans read a local replica of a PostgreSQL index, kept current by the server.
+    let location = resolve::scan_location(db, params)?;
+    let replica = store_index::postgres::is_url(db).then(|| db.to_string_lossy().into_owned());
+    let first = open_for_reading(&location, params)?;
     let tracks = first.stats()?.tracks;
     if !a.allow_empty && tracks == 0 {
         bail!("{}", empty_index_message(db));
     }
     let cores = engine::scan::matchers_for(usize::MAX);
     let mut readers = vec![first];
-    readers.extend(store_index::more_readers(db, &params.id(), cores - 1)?);
+    readers.extend(store_index::more_readers(
+        &location,
+        &params.id(),
+        cores - 1,
+    )?);
     let meta = match in_memory {
         true => None,
-        false => Some(open_for_reading(db, params)?),
+        false => Some(open_for_reading(&location, params)?),
     };
     let writes = match (&token, in_memory) {
         (None, _) => "off (no token)",
@@ -513,6 +526,7 @@ fn serve(db: &Path, params: &FingerprintParams, a: ServeArgs) -> anyhow::Result<
         budget: Budget::with_max_duration(a.max_duration),
         params: params.clone(),
         match_params: MatchParams::default(),
+        replica,
     };
     let stores = crate::server::Stores {
         readers,
@@ -522,7 +536,7 @@ fn serve(db: &Path, params: &FingerprintParams, a: ServeArgs) -> anyhow::Result<
     crate::server::serve(config, stores, |addr| {
         eprintln!(
             "nasheed: serving {} ({tracks} references) on http://{addr}; write endpoints {writes}",
-            db.display()
+            shown(db)
         );
     })?;
     eprintln!("nasheed: stopped");

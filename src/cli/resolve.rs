@@ -20,6 +20,17 @@ pub fn writer(format: &str, how: Presentation) -> Box<dyn Writer> {
     (output::format(format).new)(out, how)
 }
 
+/// Where scans read the index `db`: the index itself, or for a PostgreSQL index its local
+/// replica, brought up to date first (index::replica): scans never wait on the database.
+pub fn scan_location(db: &Path, params: &FingerprintParams) -> anyhow::Result<std::path::PathBuf> {
+    if !store_index::postgres::is_url(db) {
+        return Ok(db.to_path_buf());
+    }
+    let url = db.to_str().unwrap_or_default();
+    let (path, _) = store_index::replica::update(url, &params.id(), None)?;
+    Ok(path)
+}
+
 /// Whether text output is coloured: `--color`, and for `auto` a terminal on stdout and no
 /// `NO_COLOR` (https://no-color.org: a set, non-empty NO_COLOR turns colour off).
 pub fn color(choice: Color) -> bool {

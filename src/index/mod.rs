@@ -8,6 +8,7 @@
 //! matches are scored.
 
 pub mod postgres;
+pub mod replica;
 pub mod sqlite;
 
 use std::collections::BTreeMap;

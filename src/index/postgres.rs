@@ -189,6 +189,18 @@ impl PostgresStore {
         })
     }
 
+    /// The change log's last sequence number (0 when empty).
+    pub fn last_change(&self) -> Result<i64> {
+        Ok(self
+            .client
+            .borrow_mut()
+            .query_one(
+                "SELECT COALESCE(MAX(seq), 0)::BIGINT FROM nasheed_changes",
+                &[],
+            )?
+            .get(0))
+    }
+
     /// Change-log entries after `seq`: (seq, op, track, sha256), oldest first, at most `limit`.
     pub fn changes_since(
         &self,

@@ -325,6 +325,57 @@ impl SqliteStore {
         })
     }
 
+    /// Stores a copy of another index's track under its id and indexing time (a replica);
+    /// a track already there under that id or content is left as it is (false).
+    pub fn add_copy(&mut self, info: &TrackInfo, prints: &Prints) -> Result<bool> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let taken: bool = tx
+            .query_row(
+                &format!("SELECT 1 FROM {TRACKS} WHERE id = ?1 OR sha256 = ?2"),
+                params![info.id.0, info.sha256],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        if taken {
+            return Ok(false);
+        }
+        let track = NewTrack {
+            path: info.path.clone(),
+            sha256: info.sha256.clone(),
+            title: info.title.clone(),
+            meta: info.meta.clone(),
+            duration_s: info.duration_s,
+        };
+        insert_track_as(&tx, &track, prints, Some((info.id, &info.indexed_at)))?;
+        tx.commit()?;
+        self.grew(prints.landmarks.len() as u64)?;
+        Ok(true)
+    }
+
+    /// A value of the index's `meta` table (a replica's bookkeeping).
+    pub fn meta_value(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT value FROM {META} WHERE key = ?1"),
+                [key],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Sets a value of the index's `meta` table.
+    pub fn set_meta_value(&mut self, key: &str, value: &str) -> Result<()> {
+        self.conn.execute(
+            &format!("INSERT OR REPLACE INTO {META} (key, value) VALUES (?1, ?2)"),
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
     /// Path of the database file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -423,14 +474,31 @@ fn insert_track(
     track: &NewTrack,
     prints: &Prints,
 ) -> Result<TrackId> {
+    insert_track_as(tx, track, prints, None)
+}
+
+/// [`insert_track`], under a given id and indexing time when `as_of` says (a replica keeps
+/// its source's ids, which scan results name).
+fn insert_track_as(
+    tx: &rusqlite::Transaction<'_>,
+    track: &NewTrack,
+    prints: &Prints,
+    as_of: Option<(TrackId, &str)>,
+) -> Result<TrackId> {
     let mut rows: Vec<(u32, u32)> = prints.landmarks.iter().map(|l| (l.hash, l.frame)).collect();
     rows.sort_unstable();
     rows.dedup();
     let meta = serde_json::to_string(&track.meta).unwrap_or_else(|_| "{}".into());
-    tx.execute(
-        &format!("INSERT INTO {TRACKS} (path, sha256, title, meta, duration_s, n_hashes) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
-        params![track.path, track.sha256, track.title, meta, track.duration_s, rows.len() as i64],
-    )?;
+    match as_of {
+        None => tx.execute(
+            &format!("INSERT INTO {TRACKS} (path, sha256, title, meta, duration_s, n_hashes) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+            params![track.path, track.sha256, track.title, meta, track.duration_s, rows.len() as i64],
+        )?,
+        Some((id, at)) => tx.execute(
+            &format!("INSERT INTO {TRACKS} (id, path, sha256, title, meta, duration_s, n_hashes, indexed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+            params![id.0, track.path, track.sha256, track.title, meta, track.duration_s, rows.len() as i64, at],
+        )?,
+    };
     let id = tx.last_insert_rowid();
     {
         let mut ins = tx.prepare_cached(&format!(

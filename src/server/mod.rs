@@ -37,6 +37,9 @@ use nasheed::index::Store;
 use nasheed::matching::MatchParams;
 use tokio::sync::Semaphore;
 
+/// How often the replica of a PostgreSQL index is brought up to date.
+const REPLICA_EVERY: Duration = Duration::from_secs(1);
+
 /// Reference and pack uploads accepted at once.
 const WRITES_IN_FLIGHT: usize = 2;
 
@@ -60,6 +63,9 @@ pub struct Config {
     pub params: FingerprintParams,
     /// Matching thresholds (a request may raise `min_confidence`).
     pub match_params: MatchParams,
+    /// The PostgreSQL index whose local replica the readers open: kept current every second
+    /// and after each write (`None` for an SQLite index or a pack).
+    pub replica: Option<String>,
 }
 
 /// The open index: reader connections for scans, one for listings and metrics, one writer.
@@ -87,6 +93,24 @@ struct State {
     /// under load never lock curators out, nor curators the scans.
     writes: Arc<Semaphore>,
     metrics: metrics::Metrics,
+    /// When the replica was last brought up to date (seconds since the epoch; 0: never).
+    replica_synced: std::sync::atomic::AtomicU64,
+}
+
+impl State {
+    /// Brings the replica up to date (a PostgreSQL index only), noting when it succeeded.
+    fn sync_replica(&self) -> Result<(), nasheed::index::IndexError> {
+        let Some(url) = &self.config.replica else {
+            return Ok(());
+        };
+        nasheed::index::replica::update(url, &self.config.params.id(), None)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.replica_synced
+            .store(now, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
 }
 
 /// Runs the service until SIGTERM or Ctrl-C, then lets the requests in flight finish.
@@ -106,7 +130,27 @@ pub fn serve(
         in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
         writes: Arc::new(Semaphore::new(WRITES_IN_FLIGHT)),
         metrics: metrics::Metrics::default(),
+        replica_synced: std::sync::atomic::AtomicU64::new(0),
         config,
+    });
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let syncer = state.config.replica.is_some().then(|| {
+        let (state, stop) = (state.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut last_error = String::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Said once per new error, not every second.
+                match state.sync_replica() {
+                    Ok(()) => last_error.clear(),
+                    Err(e) if e.to_string() != last_error => {
+                        last_error = e.to_string();
+                        eprintln!("nasheed: updating the replica: {last_error}");
+                    }
+                    Err(_) => {}
+                }
+                std::thread::sleep(REPLICA_EVERY);
+            }
+        })
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         // Scans run on blocking threads; the async workers only move bytes.
@@ -114,7 +158,7 @@ pub fn serve(
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(state.config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", state.config.listen))?;
@@ -124,7 +168,12 @@ pub fn serve(
             .with_graceful_shutdown(shutdown_signal())
             .await
             .context("serving")
-    })
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(t) = syncer {
+        let _ = t.join();
+    }
+    served
 }
 
 /// Caps glibc's malloc arenas at one per scan reader. Every scan runs on threads of its own

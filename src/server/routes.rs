@@ -28,6 +28,9 @@ use super::State;
 /// at the deadline, matching what was decoded takes a moment more.
 const GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Seconds without a successful replica update after which `/healthz` calls the server stale.
+const STALE_REPLICA_S: u64 = 30;
+
 /// The routes, each request counted by route and status.
 pub(super) fn router(state: Arc<State>) -> Router {
     Router::new()
@@ -428,7 +431,14 @@ async fn with_writer<T: Send + 'static>(
         let mut store = writer
             .lock()
             .map_err(|_| Failure::internal("the writer is poisoned"))?;
-        f(&mut **store)
+        let done = f(&mut **store)?;
+        drop(store);
+        // The next scan sees the write: a replica is brought up to date before the answer
+        // (if that fails the write stands, and the background update catches up).
+        if let Err(e) = shared.sync_replica() {
+            eprintln!("nasheed: updating the replica after a write: {e}");
+        }
+        Ok(done)
     })
     .await
     .map_err(|e| Failure::internal(format!("the write failed: {e}")))?
@@ -657,10 +667,25 @@ async fn export(Shared(state): Shared<Arc<State>>, headers: HeaderMap) -> Answer
 /// index would report every upload clean: no traffic should reach it).
 async fn health(Shared(state): Shared<Arc<State>>) -> Answer {
     let stats = with_reader(&state, |s| Ok(s.stats()?)).await;
+    // A replica not brought up to date for a while is stale: scans would miss what was added.
+    let synced = state
+        .replica_synced
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let replica_age_s = state.config.replica.as_ref().map(|_| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        now.saturating_sub(synced)
+    });
     let (status, body) = match stats {
+        Ok(_) if replica_age_s.is_some_and(|age| age > STALE_REPLICA_S) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "stale", "replica_age_s": replica_age_s}),
+        ),
         Ok(s) if s.tracks > 0 => (
             StatusCode::OK,
-            json!({"status": "ok", "tracks": s.tracks, "params_id": s.params_id}),
+            json!({"status": "ok", "tracks": s.tracks, "params_id": s.params_id,
+                   "replica_age_s": replica_age_s}),
         ),
         Ok(s) => (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -68,6 +68,13 @@ fn free_port() -> u16 {
 impl TestPg {
     /// Starts (or finds) the server; panics with the reason when there is none.
     pub fn start() -> TestPg {
+        // Scanners keep replicas of a PostgreSQL index in a cache folder: the tests' go under
+        // the target folder, not the user's cache (one folder per test binary, set alike by
+        // every test of it).
+        std::env::set_var(
+            "NASHEED_REPLICA_DIR",
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("replicas"),
+        );
         if let Ok(url) = std::env::var("NASHEED_TEST_PG_URL") {
             return TestPg {
                 base: url,
