@@ -321,3 +321,37 @@ fn two_servers_on_one_postgres_index_find_what_a_third_process_adds() {
     );
     assert!(worst <= 10.0, "a reference took {worst:.1} s to be found");
 }
+
+#[test]
+fn a_replica_of_a_database_made_again_is_made_again() {
+    let pg = pg::TestPg::start();
+    let url = pg.database("again");
+    let db = PathBuf::from(&url);
+    let s = Scratch::new("shared-again");
+    let song = |seed: u64| {
+        let p = s.path(&format!("song{seed}.wav"));
+        write_song(&p, seed, 20.0);
+        p
+    };
+    let clip = |seed: u64| {
+        let audio = nasheed_harness::synth::song(seed, 20.0, 44100);
+        let p = s.path(&format!("clip{seed}.wav"));
+        nasheed_harness::synth::write_wav(&p, &audio[4 * 44100..12 * 44100], 44100, 1).unwrap();
+        p.display().to_string()
+    };
+    let (c61, c62) = (clip(61), clip(62));
+    index(&db, &[&song(61)]);
+    assert_eq!(run(&db, &["scan", &c61]).status.code(), Some(1));
+    // The database is dropped and made again with other references: its change log starts
+    // over, and the scanner's replica must not keep the old ones.
+    pg.recreate(&url);
+    index(&db, &[&song(62)]);
+    let stale = run(&db, &["scan", "--format", "jsonl", &c61]);
+    assert_eq!(
+        stale.status.code(),
+        Some(0),
+        "a reference of the dropped database was still found: {}",
+        String::from_utf8_lossy(&stale.stdout)
+    );
+    assert_eq!(run(&db, &["scan", &c62]).status.code(), Some(1));
+}

@@ -189,6 +189,16 @@ impl PostgresStore {
         })
     }
 
+    /// This index's identity, made when its tables were (a database made again gets another).
+    pub fn index_id(&self) -> Result<String> {
+        Ok(self
+            .client
+            .borrow_mut()
+            .query_opt("SELECT value FROM nasheed_meta WHERE key = 'index_id'", &[])?
+            .map(|r| r.get(0))
+            .unwrap_or_default())
+    }
+
     /// The change log's last sequence number (0 when empty).
     pub fn last_change(&self) -> Result<i64> {
         Ok(self
@@ -280,6 +290,14 @@ fn migrate(client: &mut Client, params_id: &str) -> Result<()> {
     tx.execute(
         "INSERT INTO nasheed_meta (key, value) VALUES ('params_id', $1) ON CONFLICT (key) DO NOTHING",
         &[&params_id],
+    )?;
+    // This index's identity: a replica of a database that was dropped and made again (its log
+    // starting over) must not be taken for up to date.
+    tx.execute(
+        "INSERT INTO nasheed_meta (key, value)
+         VALUES ('index_id', md5(random()::TEXT || clock_timestamp()::TEXT))
+         ON CONFLICT (key) DO NOTHING",
+        &[],
     )?;
     tx.commit()?;
     Ok(())

@@ -22,6 +22,8 @@ use crate::fingerprint::Prints;
 const SEQ_KEY: &str = "replica_seq";
 /// Key of the replica's `meta` row naming its source (without the password).
 const SOURCE_KEY: &str = "replica_of";
+/// Key of the replica's `meta` row holding its source's identity (`index_id`).
+const IDENTITY_KEY: &str = "replica_index_id";
 /// Changes fetched per round trip.
 const BATCH: i64 = 1000;
 
@@ -71,7 +73,23 @@ pub fn update(
         }
     };
     let mut local = SqliteStore::open(&path, params_id)?;
+    // A copy of another incarnation of the database (dropped and made again: its log starts
+    // over), or one ahead of the log, is not brought up to date but made anew.
+    let identity = source.index_id()?;
+    let seq: i64 = local
+        .meta_value(SEQ_KEY)?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let same = local
+        .meta_value(IDENTITY_KEY)?
+        .is_none_or(|id| id == identity);
+    if !same || seq > source.last_change()? {
+        // Emptied in place, not deleted: a server's readers keep the file open.
+        local.clear()?;
+        local.set_meta_value(SEQ_KEY, "0")?;
+    }
     local.set_meta_value(SOURCE_KEY, &redact(url))?;
+    local.set_meta_value(IDENTITY_KEY, &identity)?;
     let mut done = Updated {
         seq: local
             .meta_value(SEQ_KEY)?

@@ -355,6 +355,23 @@ impl SqliteStore {
         Ok(true)
     }
 
+    /// Removes every track and posting in one transaction (a replica made anew; readers with
+    /// the file open see it empty, then filled, never half of a track).
+    pub fn clear(&mut self) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        for table in [TRACKS, HASHES, PEAKS] {
+            tx.execute(&format!("DELETE FROM {table}"), [])?;
+        }
+        if self.blobs {
+            tx.execute(&format!("DELETE FROM {POSTINGS}"), [])?;
+        }
+        tx.commit()?;
+        self.unmerged = Some(0);
+        Ok(())
+    }
+
     /// A value of the index's `meta` table (a replica's bookkeeping).
     pub fn meta_value(&self, key: &str) -> Result<Option<String>> {
         Ok(self

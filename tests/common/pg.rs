@@ -148,6 +148,20 @@ impl TestPg {
     }
 }
 
+impl TestPg {
+    /// Drops the database `url` names and makes an empty one of the same name.
+    pub fn recreate(&self, url: &str) {
+        let name = url.rsplit('/').next().unwrap_or_default();
+        let mut client = postgres::Client::connect(&self.base, postgres::NoTls).unwrap();
+        client
+            .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .unwrap();
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+    }
+}
+
 static COUNT: AtomicUsize = AtomicUsize::new(0);
 
 impl Drop for TestPg {
