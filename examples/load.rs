@@ -202,7 +202,7 @@ fn main() -> anyhow::Result<()> {
                     x ^= x << 17;
                     let (name, body) = &bodies[(x % bodies.len() as u64) as usize];
                     let t = Instant::now();
-                    let url = format!("{base}/v1/scan?name={}", urlencode(name));
+                    let url = format!("{base}/v1/scan?name={}", nasheed_harness::url_encode(name));
                     let status = match agent.post(&url).send(&body[..]) {
                         Ok(mut r) => {
                             let code = r.status().as_u16();
@@ -253,7 +253,7 @@ fn main() -> anyhow::Result<()> {
                     let name = f.file_name().map(|n| n.to_string_lossy().into_owned());
                     let url = format!(
                         "{base}/v1/references?name={}&source=load-benchmark",
-                        urlencode(&name.unwrap_or_default())
+                        nasheed_harness::url_encode(&name.unwrap_or_default())
                     );
                     let code = match agent
                         .post(&url)
@@ -309,16 +309,4 @@ fn main() -> anyhow::Result<()> {
     );
     println!("server peak RSS (VmHWM): {hwm}; exit after SIGTERM: {exit}");
     Ok(())
-}
-
-/// Percent-encodes a query value.
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

@@ -16,18 +16,6 @@ fn two_songs(name: &str) -> Scratch {
     indexed_songs(name, 1..=2, 30.0)
 }
 
-/// Percent-encodes a query value (paths hold `/`).
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 #[test]
 fn scans_of_mp4_opus_and_wav_uploads_answer_what_the_cli_prints() {
     let s = Scratch::new("server-same");
@@ -42,7 +30,10 @@ fn scans_of_mp4_opus_and_wav_uploads_answer_what_the_cli_prints() {
         assert_eq!(out.status.code(), Some(1), "{name}: the CLI finds it");
         let cli = json(String::from_utf8_lossy(&out.stdout).trim());
         let body = std::fs::read(&path).unwrap();
-        let url = server.url(&format!("/v1/scan?name={}", encode(&shown)));
+        let url = server.url(&format!(
+            "/v1/scan?name={}",
+            nasheed_harness::url_encode(&shown)
+        ));
         let (status, text) = post(&url, &body, None);
         assert_eq!(status, 200, "{name}: {text}");
         assert_eq!(json(&text), cli, "{name}: the service and the CLI differ");

@@ -18,6 +18,21 @@ fn ok(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Writes synthetic song `seed` (`seconds` long) into the scratch folder.
+fn song(s: &Scratch, seed: u64, seconds: f32) -> PathBuf {
+    let p = s.path(&format!("song{seed}.wav"));
+    write_song(&p, seed, seconds);
+    p
+}
+
+/// Writes 4–12 s of synthetic song `seed` (20 s long) as a clip; its path.
+fn clip(s: &Scratch, seed: u64) -> PathBuf {
+    let audio = nasheed_harness::synth::song(seed, 20.0, 44100);
+    let p = s.path(&format!("clip{seed}.wav"));
+    nasheed_harness::synth::write_wav(&p, &audio[4 * 44100..12 * 44100], 44100, 1).unwrap();
+    p
+}
+
 /// A scan record without its local ids (they differ between indexes).
 fn without_ids(line: &str) -> serde_json::Value {
     let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -36,13 +51,7 @@ fn every_command_works_on_postgres_as_on_sqlite() {
     let pg = pg::TestPg::start();
     let url = PathBuf::from(pg.database("cli"));
     let s = Scratch::new("shared-cli");
-    let songs: Vec<PathBuf> = (61..=63)
-        .map(|seed| {
-            let p = s.path(&format!("song{seed}.wav"));
-            write_song(&p, seed, 25.0);
-            p
-        })
-        .collect();
+    let songs: Vec<PathBuf> = (61..=63).map(|seed| song(&s, seed, 25.0)).collect();
     let refs: Vec<&std::path::Path> = songs.iter().map(|p| p.as_path()).collect();
     index(&url, &refs);
     index(&s.db(), &refs);
@@ -50,10 +59,10 @@ fn every_command_works_on_postgres_as_on_sqlite() {
     let again = run(&url, &["index", &songs[0].display().to_string()]);
     assert!(String::from_utf8_lossy(&again.stderr).contains("skipped 1"));
 
-    let clip = s.path("clip.wav");
+    let upload = s.path("upload.wav");
     let audio = nasheed_harness::synth::song(62, 25.0, 44100);
-    nasheed_harness::synth::write_wav(&clip, &audio[5 * 44100..13 * 44100], 44100, 1).unwrap();
-    let clip_s = clip.display().to_string();
+    nasheed_harness::synth::write_wav(&upload, &audio[5 * 44100..13 * 44100], 44100, 1).unwrap();
+    let clip_s = upload.display().to_string();
     let on_pg = run(&url, &["scan", "--format", "jsonl", &clip_s]);
     let on_sqlite = run(&s.db(), &["scan", "--format", "jsonl", &clip_s]);
     assert_eq!(
@@ -127,13 +136,7 @@ fn a_killed_indexer_leaves_postgres_consistent() {
     let pg = pg::TestPg::start();
     let url = pg.database("kill");
     let s = Scratch::new("shared-kill");
-    let songs: Vec<PathBuf> = (71..=82)
-        .map(|seed| {
-            let p = s.path(&format!("song{seed}.wav"));
-            write_song(&p, seed, 60.0);
-            p
-        })
-        .collect();
+    let songs: Vec<PathBuf> = (71..=82).map(|seed| song(&s, seed, 60.0)).collect();
     let mut child = Command::new(env!("CARGO_BIN_EXE_nasheed"))
         .args(["--db", &url, "index"])
         .args(&songs)
@@ -229,22 +232,15 @@ fn two_servers_on_one_postgres_index_find_what_a_third_process_adds() {
     let pg = pg::TestPg::start();
     let url = PathBuf::from(pg.database("share"));
     let s = Scratch::new("shared-serve");
-    let song = |seed: u64| {
-        let p = s.path(&format!("song{seed}.wav"));
-        write_song(&p, seed, 20.0);
-        p
-    };
-    let first: Vec<PathBuf> = (61..=63).map(song).collect();
+    let first: Vec<PathBuf> = (61..=63).map(|seed| song(&s, seed, 20.0)).collect();
     index(&url, &first.iter().map(|p| p.as_path()).collect::<Vec<_>>());
-    let new: Vec<(u64, PathBuf)> = (90..110).map(|seed| (seed, song(seed))).collect();
-    let clip = |seed: u64| {
-        let audio = nasheed_harness::synth::song(seed, 20.0, 44100);
-        let p = s.path(&format!("clip{seed}.wav"));
-        nasheed_harness::synth::write_wav(&p, &audio[4 * 44100..12 * 44100], 44100, 1).unwrap();
-        std::fs::read(&p).unwrap()
-    };
-    let known = clip(62);
-    let clips: HashMap<u64, Vec<u8>> = new.iter().map(|(seed, _)| (*seed, clip(*seed))).collect();
+    let new: Vec<(u64, PathBuf)> = (90..110).map(|seed| (seed, song(&s, seed, 20.0))).collect();
+    let read_clip = |seed: u64| std::fs::read(clip(&s, seed)).unwrap();
+    let known = read_clip(62);
+    let clips: HashMap<u64, Vec<u8>> = new
+        .iter()
+        .map(|(seed, _)| (*seed, read_clip(*seed)))
+        .collect();
     let seed_of: HashMap<String, u64> =
         new.iter().map(|(seed, p)| (sha256_hex(p), *seed)).collect();
 
@@ -328,24 +324,16 @@ fn a_replica_of_a_database_made_again_is_made_again() {
     let url = pg.database("again");
     let db = PathBuf::from(&url);
     let s = Scratch::new("shared-again");
-    let song = |seed: u64| {
-        let p = s.path(&format!("song{seed}.wav"));
-        write_song(&p, seed, 20.0);
-        p
-    };
-    let clip = |seed: u64| {
-        let audio = nasheed_harness::synth::song(seed, 20.0, 44100);
-        let p = s.path(&format!("clip{seed}.wav"));
-        nasheed_harness::synth::write_wav(&p, &audio[4 * 44100..12 * 44100], 44100, 1).unwrap();
-        p.display().to_string()
-    };
-    let (c61, c62) = (clip(61), clip(62));
-    index(&db, &[&song(61)]);
+    let (c61, c62) = (
+        clip(&s, 61).display().to_string(),
+        clip(&s, 62).display().to_string(),
+    );
+    index(&db, &[&song(&s, 61, 20.0)]);
     assert_eq!(run(&db, &["scan", &c61]).status.code(), Some(1));
     // The database is dropped and made again with other references: its change log starts
     // over, and the scanner's replica must not keep the old ones.
     pg.recreate(&url);
-    index(&db, &[&song(62)]);
+    index(&db, &[&song(&s, 62, 20.0)]);
     let stale = run(&db, &["scan", "--format", "jsonl", &c61]);
     assert_eq!(
         stale.status.code(),
