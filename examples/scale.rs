@@ -1,7 +1,7 @@
 //! Scale test: fills an index with distractor references through the real insert path.
 //!
 //! ```text
-//! cargo run --release --example scale -- DB [--tracks 10000] [--seconds 252]
+//! cargo run --release --example scale -- DB [--tracks 10000] [--seconds 252]   (DB: a file or postgres://...)
 //! cargo run --release --example scale -- DB --reversed MASTERS_DIR [--variants 11]
 //! cargo run --release --example eval -- CORPUS --db DB      # then scan the corpus against it
 //! ```
@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 
 use nasheed::audio::{stream_mono, AudioSource, MemorySource, SymphoniaSource};
 use nasheed::fingerprint::{fingerprint, FingerprintParams, Side};
-use nasheed::index::{NewTrack, SqliteStore, Store};
+use nasheed::index::NewTrack;
 
 /// One distractor to add: its identity and how to make its samples at the engine rate.
 struct Item {
@@ -136,7 +136,8 @@ fn main() -> anyhow::Result<()> {
         None => generated(tracks, seconds),
     };
     let params = FingerprintParams::default();
-    let mut store = SqliteStore::open(&db, &params.id())?;
+    // Any backend `--db` names (an SQLite file or a postgres:// URL), through its real insert path.
+    let mut store = nasheed::index::open(&db, &params.id(), nasheed::index::Access::Create)?;
     let rate = params.sample_rate;
     let (t0, c0) = (Instant::now(), nasheed_harness::eval::cpu_seconds());
     let (mut added, mut audio_s, mut done) = (0u64, 0.0f64, 0usize);
