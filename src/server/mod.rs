@@ -4,14 +4,18 @@
 //! `pack` for import and export).
 //!
 //! Design, in the order a request meets it:
-//! - **Admission.** Uploads (scans and new references) take a slot of `max_in_flight` at once
-//!   or are refused with 503 and `Retry-After`: a burst queues nowhere unbounded. A body larger
-//!   than `max_body` is refused with 413 (from `Content-Length` before reading, or when the
-//!   stream passes the limit).
+//! - **Admission.** A scan takes one of `max_in_flight` slots, a reference or pack upload one
+//!   of two slots of its own, or is refused with 503 and `Retry-After`: a burst queues nowhere
+//!   unbounded, and scans under load never lock curators out. A refused body is read and dropped
+//!   (up to 16 MB) so the client sees the answer, not a reset. A body larger than `max_body` is
+//!   refused with 413 (from `Content-Length` before reading, or when the stream passes the
+//!   limit).
 //! - **Spooling.** The body streams into a private temporary file (the decoder seeks), removed
 //!   when the request ends; memory does not grow with the upload.
 //! - **Scanning** runs on blocking threads, off the async workers, one per reader connection
-//!   (one per core, each its own SQLite connection; a pack is one store in memory). The
+//!   (one per core, each its own SQLite connection; a pack is one store in memory; for a
+//!   PostgreSQL index, connections to its local replica, brought up to date every second and
+//!   after each write). The
 //!   request's deadline (`timeout`) bounds the upload (408), the wait for a reader and the
 //!   decoding (504: the decoder stops at the deadline, so no worker hangs on a hostile file).
 //! - **Writes** (add, remove, import) go through one writer connection under a lock; readers
