@@ -17,7 +17,8 @@
 //!   lock (two processes setting up one new database do it once), the version in
 //!   `nasheed_meta`.
 //! - The password never appears in a message: the location is shown without it, and
-//!   `PGPASSWORD` is read when the URL carries none (libpq's convention).
+//!   `PGPASSWORD` or the password file (`~/.pgpass`) is read when the URL carries none, as
+//!   libpq does.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -128,7 +129,7 @@ impl PostgresStore {
             reason: format!("not a PostgreSQL URL: {e}"),
         })?;
         if config.get_password().is_none() {
-            if let Ok(p) = std::env::var("PGPASSWORD") {
+            if let Some(p) = password_for(&config) {
                 config.password(p);
             }
         }
@@ -242,6 +243,66 @@ impl PostgresStore {
             indexed_at: r.get(7),
         })
     }
+}
+
+/// The password libpq would use when the URL has none: `PGPASSWORD`, else the first matching
+/// line of the password file (`PGPASSFILE`, else `~/.pgpass`), which libpq ignores unless only
+/// its owner can read it, and so does this.
+fn password_for(config: &postgres::Config) -> Option<String> {
+    if let Ok(p) = std::env::var("PGPASSWORD") {
+        return Some(p);
+    }
+    let file = std::env::var_os("PGPASSFILE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pgpass")))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if std::fs::metadata(&file).ok()?.permissions().mode() & 0o077 != 0 {
+            return None;
+        }
+    }
+    let text = std::fs::read_to_string(&file).ok()?;
+    let host = match config.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(h)) => h.clone(),
+        #[cfg(unix)]
+        Some(postgres::config::Host::Unix(p)) => p.display().to_string(),
+        _ => "localhost".to_string(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432).to_string();
+    let user = config.get_user().unwrap_or_default();
+    let db = config.get_dbname().unwrap_or(user);
+    pgpass_lookup(&text, [&host, &port, db, user])
+}
+
+/// The password of the first `host:port:database:user:password` line of a password file whose
+/// fields match `want` (`*` matches anything; `\:` and `\\` escape).
+fn pgpass_lookup(text: &str, want: [&str; 4]) -> Option<String> {
+    for line in text.lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let mut fields = Vec::with_capacity(5);
+        let mut field = String::new();
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => field.extend(chars.next()),
+                ':' if fields.len() < 4 => fields.push(std::mem::take(&mut field)),
+                c => field.push(c),
+            }
+        }
+        fields.push(field);
+        if fields.len() == 5
+            && fields[..4]
+                .iter()
+                .zip(want)
+                .all(|(f, w)| f == "*" || f == w)
+        {
+            return fields.pop();
+        }
+    }
+    None
 }
 
 /// The schema version recorded, 0 when the tables do not exist.
@@ -627,6 +688,19 @@ mod tests {
         );
         assert_eq!(redact("postgresql://u@db/x"), "postgresql://u@db/x");
         assert_eq!(redact("postgres://db/x"), "postgres://db/x");
+    }
+
+    #[test]
+    fn password_file_lines_match_field_by_field() {
+        let text = "# comment\n\
+                    db1:5432:other:ana:wrong\n\
+                    db1:5432:*:ana:p\\:ss\n\
+                    *:*:*:*:fallback\n";
+        let want = |h, p, d, u| pgpass_lookup(text, [h, p, d, u]);
+        assert_eq!(want("db1", "5432", "refs", "ana").as_deref(), Some("p:ss"));
+        assert_eq!(want("db1", "5432", "other", "ana").as_deref(), Some("wrong"));
+        assert_eq!(want("db2", "5433", "refs", "bo").as_deref(), Some("fallback"));
+        assert_eq!(pgpass_lookup("db1:5432:x:y\n", ["db1", "5432", "x", "y"]), None);
     }
 
     #[test]
