@@ -269,7 +269,12 @@ fn password_for(config: &postgres::Config) -> Option<String> {
         Some(postgres::config::Host::Unix(p)) => p.display().to_string(),
         _ => "localhost".to_string(),
     };
-    let port = config.get_ports().first().copied().unwrap_or(5432).to_string();
+    let port = config
+        .get_ports()
+        .first()
+        .copied()
+        .unwrap_or(5432)
+        .to_string();
     let user = config.get_user().unwrap_or_default();
     let db = config.get_dbname().unwrap_or(user);
     pgpass_lookup(&text, [&host, &port, db, user])
@@ -698,9 +703,18 @@ mod tests {
                     *:*:*:*:fallback\n";
         let want = |h, p, d, u| pgpass_lookup(text, [h, p, d, u]);
         assert_eq!(want("db1", "5432", "refs", "ana").as_deref(), Some("p:ss"));
-        assert_eq!(want("db1", "5432", "other", "ana").as_deref(), Some("wrong"));
-        assert_eq!(want("db2", "5433", "refs", "bo").as_deref(), Some("fallback"));
-        assert_eq!(pgpass_lookup("db1:5432:x:y\n", ["db1", "5432", "x", "y"]), None);
+        assert_eq!(
+            want("db1", "5432", "other", "ana").as_deref(),
+            Some("wrong")
+        );
+        assert_eq!(
+            want("db2", "5433", "refs", "bo").as_deref(),
+            Some("fallback")
+        );
+        assert_eq!(
+            pgpass_lookup("db1:5432:x:y\n", ["db1", "5432", "x", "y"]),
+            None
+        );
     }
 
     #[test]
