@@ -112,31 +112,14 @@ fn analyse(samples: &[f32], params: &FingerprintParams) -> (Vec<FP>, u32) {
     (out, n as u32)
 }
 
-/// The library's rank selection on refined peaks (same rule as `peaks::select_peaks`).
+/// The library's rank selection (`peaks::select_peaks`) on refined peaks: it keeps a
+/// subsequence of them, found again by (frame, bin).
 fn select(c: &[FP], window: u32, k: usize) -> Vec<FP> {
-    let mut out = Vec::new();
-    let mut lo = 0;
-    for (i, p) in c.iter().enumerate() {
-        while c[lo].frame + window < p.frame {
-            lo += 1;
-        }
-        let mut stronger = 0;
-        for (j, q) in c[lo..].iter().enumerate() {
-            if q.frame > p.frame + window {
-                break;
-            }
-            if q.sal > p.sal || (q.sal == p.sal && lo + j < i) {
-                stronger += 1;
-                if stronger >= k {
-                    break;
-                }
-            }
-        }
-        if stronger < k {
-            out.push(*p);
-        }
-    }
-    out
+    let kept = peaks::select_peaks(&to_peaks(c), window as usize, k);
+    let mut all = c.iter();
+    kept.iter()
+        .filter_map(|k| all.find(|p| (p.frame, p.bin) == (k.frame, k.bin)).copied())
+        .collect()
 }
 
 fn to_peaks(c: &[FP]) -> Vec<Peak> {

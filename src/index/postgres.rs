@@ -311,7 +311,7 @@ fn pgpass_lookup(text: &str, want: [&str; 4]) -> Option<String> {
 }
 
 /// The schema version recorded, 0 when the tables do not exist.
-fn schema_version(client: &mut Client) -> Result<i64> {
+fn schema_version(client: &mut impl postgres::GenericClient) -> Result<i64> {
     let exists: bool = client
         .query_one("SELECT to_regclass('nasheed_meta') IS NOT NULL", &[])?
         .get(0);
@@ -332,19 +332,7 @@ fn schema_version(client: &mut Client) -> Result<i64> {
 fn migrate(client: &mut Client, params_id: &str) -> Result<()> {
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
-    let exists: bool = tx
-        .query_one("SELECT to_regclass('nasheed_meta') IS NOT NULL", &[])?
-        .get(0);
-    let version: i64 = if exists {
-        tx.query_opt(
-            "SELECT value FROM nasheed_meta WHERE key = 'schema_version'",
-            &[],
-        )?
-        .and_then(|r| r.get::<_, String>(0).parse().ok())
-        .unwrap_or(0)
-    } else {
-        0
-    };
+    let version = schema_version(&mut tx)?;
     for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         tx.batch_execute(m)?;
         tx.execute(
@@ -370,10 +358,12 @@ fn migrate(client: &mut Client, params_id: &str) -> Result<()> {
 }
 
 /// A track's postings: (hash, frames delta-encoded), sorted by hash; frames sorted, unique.
-fn postings_of(prints: &Prints) -> Vec<(u32, Vec<u8>)> {
+/// Also the number of distinct landmarks they hold.
+fn postings_of(prints: &Prints) -> (Vec<(u32, Vec<u8>)>, usize) {
     let mut rows: Vec<(u32, u32)> = prints.landmarks.iter().map(|l| (l.hash, l.frame)).collect();
     rows.sort_unstable();
     rows.dedup();
+    let landmarks = rows.len();
     let mut out: Vec<(u32, Vec<u8>)> = Vec::new();
     let mut last = 0u32;
     for (h, f) in rows {
@@ -389,7 +379,7 @@ fn postings_of(prints: &Prints) -> Vec<(u32, Vec<u8>)> {
         }
         last = f;
     }
-    out
+    (out, landmarks)
 }
 
 /// Inverse of the frame encoding of [`postings_of`]; `None` if malformed.
@@ -410,14 +400,8 @@ fn insert_track(
     track: &NewTrack,
     prints: &Prints,
 ) -> Result<Option<TrackId>> {
-    let postings = postings_of(prints);
-    let n: i64 = postings
-        .iter()
-        .map(|(_, b)| {
-            let mut v = Vec::new();
-            decode_frames(b, &mut v).map_or(0, |_| v.len() as i64)
-        })
-        .sum();
+    let (postings, landmarks) = postings_of(prints);
+    let n = landmarks as i64;
     let meta = serde_json::to_string(&track.meta).unwrap_or_else(|_| "{}".into());
     let row = tx.query_opt(
         "INSERT INTO nasheed_tracks (path, sha256, title, meta, duration_s, n_hashes, peaks)
@@ -726,8 +710,8 @@ mod tests {
                 .collect(),
             peaks: Vec::new(),
         };
-        let rows = postings_of(&prints);
-        assert_eq!(rows.len(), 2);
+        let (rows, landmarks) = postings_of(&prints);
+        assert_eq!((rows.len(), landmarks), (2, 4));
         let mut v = Vec::new();
         decode_frames(&rows[0].1, &mut v).unwrap();
         assert_eq!((rows[0].0, v.clone()), (5, vec![2, 9, 40]));

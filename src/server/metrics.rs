@@ -66,93 +66,124 @@ impl Metrics {
     }
 
     fn write(&self, out: &mut String, index: Option<&Stats>, in_flight: usize) -> std::fmt::Result {
-        writeln!(
+        head(
             out,
-            "# HELP nasheed_requests_total HTTP requests answered, by route and status code."
+            "nasheed_requests_total",
+            "counter",
+            "HTTP requests answered, by route and status code.",
         )?;
-        writeln!(out, "# TYPE nasheed_requests_total counter")?;
         if let Ok(m) = self.requests.lock() {
             for ((route, code), n) in m.iter() {
+                let route = label(route);
                 writeln!(
                     out,
-                    "nasheed_requests_total{{route=\"{}\",code=\"{code}\"}} {n}",
-                    label(route)
+                    "nasheed_requests_total{{route=\"{route}\",code=\"{code}\"}} {n}"
                 )?;
             }
         }
-        writeln!(out, "# HELP nasheed_errors_total Failed requests, by kind.")?;
-        writeln!(out, "# TYPE nasheed_errors_total counter")?;
+        head(
+            out,
+            "nasheed_errors_total",
+            "counter",
+            "Failed requests, by kind.",
+        )?;
         if let Ok(m) = self.errors.lock() {
             for (kind, n) in m.iter() {
                 writeln!(out, "nasheed_errors_total{{kind=\"{kind}\"}} {n}")?;
             }
         }
-        writeln!(
+        let (scans, matches) = (
+            self.scans.load(Ordering::Relaxed),
+            self.matches.load(Ordering::Relaxed),
+        );
+        scalar(
             out,
-            "# HELP nasheed_scans_total Uploads scanned to the end (matched or clean)."
+            "nasheed_scans_total",
+            "counter",
+            "Uploads scanned to the end (matched or clean).",
+            scans,
         )?;
-        writeln!(out, "# TYPE nasheed_scans_total counter")?;
-        writeln!(
+        scalar(
             out,
-            "nasheed_scans_total {}",
-            self.scans.load(Ordering::Relaxed)
+            "nasheed_matches_total",
+            "counter",
+            "Matches reported.",
+            matches,
         )?;
-        writeln!(out, "# HELP nasheed_matches_total Matches reported.")?;
-        writeln!(out, "# TYPE nasheed_matches_total counter")?;
-        writeln!(
+        let name = "nasheed_scan_duration_seconds";
+        head(
             out,
-            "nasheed_matches_total {}",
-            self.matches.load(Ordering::Relaxed)
+            name,
+            "histogram",
+            "Time from request to scan answer (upload, decode, match).",
         )?;
-        writeln!(out, "# HELP nasheed_scan_duration_seconds Time from request to scan answer (upload, decode, match).")?;
-        writeln!(out, "# TYPE nasheed_scan_duration_seconds histogram")?;
         let mut cumulative = 0;
         for (i, bound) in BUCKETS.iter().enumerate() {
             cumulative += self.latency[i].load(Ordering::Relaxed);
-            writeln!(
-                out,
-                "nasheed_scan_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
-            )?;
+            writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}")?;
         }
         cumulative += self.latency[BUCKETS.len()].load(Ordering::Relaxed);
-        writeln!(
-            out,
-            "nasheed_scan_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
-        )?;
+        writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}")?;
         let sum = self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6;
-        writeln!(out, "nasheed_scan_duration_seconds_sum {sum}")?;
-        writeln!(out, "nasheed_scan_duration_seconds_count {cumulative}")?;
-        writeln!(
+        writeln!(out, "{name}_sum {sum}")?;
+        writeln!(out, "{name}_count {cumulative}")?;
+        scalar(
             out,
-            "# HELP nasheed_uploads_in_flight Uploads accepted and not yet answered."
+            "nasheed_uploads_in_flight",
+            "gauge",
+            "Uploads accepted and not yet answered.",
+            in_flight,
         )?;
-        writeln!(out, "# TYPE nasheed_uploads_in_flight gauge")?;
-        writeln!(out, "nasheed_uploads_in_flight {in_flight}")?;
         if let Some(s) = index {
-            writeln!(
+            scalar(
                 out,
-                "# HELP nasheed_index_tracks Reference tracks in the index."
+                "nasheed_index_tracks",
+                "gauge",
+                "Reference tracks in the index.",
+                s.tracks,
             )?;
-            writeln!(out, "# TYPE nasheed_index_tracks gauge")?;
-            writeln!(out, "nasheed_index_tracks {}", s.tracks)?;
-            writeln!(
+            scalar(
                 out,
-                "# HELP nasheed_index_hashes Hashes stored in the index."
+                "nasheed_index_hashes",
+                "gauge",
+                "Hashes stored in the index.",
+                s.hashes,
             )?;
-            writeln!(out, "# TYPE nasheed_index_hashes gauge")?;
-            writeln!(out, "nasheed_index_hashes {}", s.hashes)?;
-            writeln!(
+            scalar(
                 out,
-                "# HELP nasheed_index_audio_hours Reference audio indexed, in hours."
+                "nasheed_index_audio_hours",
+                "gauge",
+                "Reference audio indexed, in hours.",
+                s.audio_hours,
             )?;
-            writeln!(out, "# TYPE nasheed_index_audio_hours gauge")?;
-            writeln!(out, "nasheed_index_audio_hours {}", s.audio_hours)?;
-            writeln!(out, "# HELP nasheed_index_bytes Size of the index.")?;
-            writeln!(out, "# TYPE nasheed_index_bytes gauge")?;
-            writeln!(out, "nasheed_index_bytes {}", s.bytes)?;
+            scalar(
+                out,
+                "nasheed_index_bytes",
+                "gauge",
+                "Size of the index.",
+                s.bytes,
+            )?;
         }
         Ok(())
     }
+}
+
+/// A metric's HELP and TYPE lines.
+fn head(out: &mut String, name: &str, kind: &str, help: &str) -> std::fmt::Result {
+    writeln!(out, "# HELP {name} {help}")?;
+    writeln!(out, "# TYPE {name} {kind}")
+}
+
+/// One metric without labels: its HELP and TYPE lines, then its value.
+fn scalar(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    value: impl std::fmt::Display,
+) -> std::fmt::Result {
+    head(out, name, kind, help)?;
+    writeln!(out, "{name} {value}")
 }
 
 /// A label value with `\`, `"` and newlines escaped, as the format requires.
