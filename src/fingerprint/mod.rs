@@ -10,6 +10,7 @@ pub mod hash;
 pub mod params;
 pub mod peaks;
 pub mod spectrogram;
+pub mod triplets;
 
 pub use hash::Landmark;
 pub use params::{Density, FingerprintParams};

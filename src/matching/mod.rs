@@ -10,6 +10,7 @@
 //! The strongest candidates are then checked peak by peak against the reference ([`verify`]),
 //! which also gives the confidence.
 
+pub mod invariant;
 pub mod verify;
 
 use std::collections::{HashMap, HashSet};
