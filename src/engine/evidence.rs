@@ -50,7 +50,7 @@ pub struct Basis {
     pub event_chance: f64,
     /// Alignments searched: every offset of every reference the upload touched, under every
     /// edit tried, in every window of a long upload (the multiple-test factor).
-    pub alignments_searched: f64,
+    pub alignments_searched: u64,
     /// Expected number of chance alignments at least this good over all those searched; the
     /// confidence is `exp(−chance_alignments)`.
     pub chance_alignments: f64,
@@ -100,7 +100,7 @@ impl Basis {
             events: v.events,
             events_found: v.events_found,
             event_chance: significant(v.event_chance, 6),
-            alignments_searched: v.searched.round(),
+            alignments_searched: v.searched.round() as u64,
             chance_alignments: significant(v.searched * tail, 3),
             hits: m.score,
             rival_hits: m.rival,
@@ -262,6 +262,11 @@ pub struct Item {
     pub record: MatchRecord,
     /// Empty for a reported match; for a candidate, the rules it failed.
     pub stopped_by: Vec<Stop>,
+    /// A candidate searched for with its reference alone, since stronger alignments of other
+    /// references hid it: its confidence counts only that reference's alignments, so against
+    /// the whole index it would be lower still.
+    #[serde(default)]
+    pub searched_alone: bool,
     /// The reference's length (s).
     pub ref_duration_s: f64,
     /// The upload stretch drawn (s): the one checked peak by peak.
@@ -317,11 +322,11 @@ pub fn build_report(
     match_params: &MatchParams,
     budget: &Budget,
 ) -> Result<Report> {
-    let mut chosen: Vec<(MatchRecord, Vec<Stop>)> = record
+    let mut chosen: Vec<Candidate> = record
         .matches
         .iter()
         .filter(|m| focus.is_none_or(|t| t.0 == m.ref_id) && m.evidence.is_some())
-        .map(|m| (m.clone(), Vec::new()))
+        .map(|m| (m.clone(), Vec::new(), false))
         .collect();
     let matched = !chosen.is_empty();
     if !matched {
@@ -333,11 +338,11 @@ pub fn build_report(
             match_params,
             budget,
         )?);
-        chosen.retain(|(m, _)| m.evidence.is_some());
+        chosen.retain(|(m, _, _)| m.evidence.is_some());
     }
     let spans: Vec<(u32, u32)> = chosen
         .iter()
-        .filter_map(|(m, _)| m.evidence.as_ref())
+        .filter_map(|(m, _, _)| m.evidence.as_ref())
         .map(|b| widen(b.alignment.query_frames))
         .collect();
     let upload = gather(file, &spans, params, budget)?;
@@ -346,7 +351,9 @@ pub fn build_report(
     let frame_s = params.frame_seconds();
     let mut ref_peaks: HashMap<TrackId, Vec<Peak>> = HashMap::new();
     let mut items = Vec::new();
-    for ((record_m, stopped_by), spectrogram) in chosen.into_iter().zip(upload.spectrograms) {
+    for ((record_m, stopped_by, searched_alone), spectrogram) in
+        chosen.into_iter().zip(upload.spectrograms)
+    {
         let Some(basis) = record_m.evidence.as_ref() else {
             continue;
         };
@@ -416,6 +423,7 @@ pub fn build_report(
         items.push(Item {
             record: record_m.clone(),
             stopped_by,
+            searched_alone,
             ref_duration_s,
             shown_s: [
                 round3(span.0 as f64 * frame_s),
@@ -567,8 +575,13 @@ fn gather(
     })
 }
 
+/// A candidate: its record, the rules it fails, and whether it was searched for alone.
+type Candidate = (MatchRecord, Vec<Stop>, bool);
+
 /// The best alignment of an upload that matched nothing (of reference `focus` only, if given):
 /// matched again with every rule but the hash count relaxed, then judged by the real rules.
+/// When stronger alignments of other references hide every one of `focus`, it is searched for
+/// alone (the third element is then true).
 fn best_candidate(
     store: &dyn Store,
     file: &Path,
@@ -576,7 +589,7 @@ fn best_candidate(
     params: &FingerprintParams,
     match_params: &MatchParams,
     budget: &Budget,
-) -> Result<Option<(MatchRecord, Vec<Stop>)>> {
+) -> Result<Option<Candidate>> {
     let relaxed = MatchParams {
         min_score: CANDIDATE_MIN_HITS.min(match_params.min_score),
         min_fraction: 0.0,
@@ -585,7 +598,35 @@ fn best_candidate(
         ..match_params.clone()
     };
     let scanner = Scanner::new(store, params, &relaxed);
-    let mut windows = matching::WindowMatcher::new(&scanner, &scanner.match_params);
+    let how = (file, focus, params, match_params, budget);
+    if let Some(c) = search(&scanner, &scanner, how)? {
+        return Ok(Some(c));
+    }
+    match focus {
+        Some(track) => {
+            let alone = Alone {
+                scanner: &scanner,
+                track,
+            };
+            Ok(search(&alone, &scanner, how)?.map(|(m, s, _)| (m, s, true)))
+        }
+        None => Ok(None),
+    }
+}
+
+/// One candidate search over `refs` (the scanner's references, or one of them alone).
+fn search<R: matching::References<Error = crate::index::IndexError> + ?Sized>(
+    refs: &R,
+    scanner: &Scanner,
+    (file, focus, params, match_params, budget): (
+        &Path,
+        Option<TrackId>,
+        &FingerprintParams,
+        &MatchParams,
+        &Budget,
+    ),
+) -> Result<Option<Candidate>> {
+    let mut windows = matching::WindowMatcher::new(refs, &scanner.match_params);
     let mut peaks = Vec::new();
     let mut pushed = Ok(());
     let fp = super::stream_file(file, params, Side::Query, budget, &mut |part, done| {
@@ -608,10 +649,44 @@ fn best_candidate(
         return Ok(None);
     };
     let query = QueryPeaks::new(&peaks, params.bins, fp.frames);
-    let reference = store.peaks(m.track)?;
+    let reference = refs.peaks(m.track)?;
     let stopped_by = stops(&m, &query, &reference, match_params);
     let found = scanner.found(vec![m], fp.duration_s);
-    Ok(found.first().map(|f| (MatchRecord::from(f), stopped_by)))
+    Ok(found
+        .first()
+        .map(|f| (MatchRecord::from(f), stopped_by, false)))
+}
+
+/// One reference of a scanner's index as if it were the only one: what explains why a named
+/// reference did not match when other references' stronger alignments hide its own.
+struct Alone<'a> {
+    scanner: &'a Scanner<'a>,
+    track: TrackId,
+}
+
+impl matching::References for Alone<'_> {
+    type Error = crate::index::IndexError;
+
+    fn lookup(
+        &self,
+        hashes: &[u32],
+        hit: &mut dyn FnMut(u32, TrackId, u32),
+    ) -> std::result::Result<(), Self::Error> {
+        let track = self.track;
+        self.scanner.lookup(hashes, &mut |h, t, f| {
+            if t == track {
+                hit(h, t, f)
+            }
+        })
+    }
+
+    fn peaks(&self, track: TrackId) -> std::result::Result<Vec<Peak>, Self::Error> {
+        self.scanner.peaks(track)
+    }
+
+    fn frames(&self, track: TrackId) -> u32 {
+        self.scanner.frames(track)
+    }
 }
 
 /// The rules of `p` that alignment `m` fails ([`Stop::Overruled`] when it fails none).

@@ -107,7 +107,15 @@ fn section(o: &mut String, report: &Report, item: &Item, i: usize) -> anyhow::Re
         for s in &item.stopped_by {
             let _ = write!(o, "<li>{}</li>", stop_words(s, m));
         }
-        o.push_str("</ul></div>\n");
+        o.push_str("</ul>");
+        if item.searched_alone {
+            o.push_str(
+                "<p>Stronger alignments of other references cover this stretch of the upload, so \
+                 this reference was searched for alone: its numbers count only its own \
+                 alignments; against the whole index its confidence would be lower still.</p>",
+            );
+        }
+        o.push_str("</div>\n");
     }
     o.push_str("<h3>The reference</h3>\n<table class=\"facts\">\n");
     row(o, "Title", &h(&m.title));
@@ -244,7 +252,7 @@ fn words(b: &Basis, m: &MatchRecord, rules: &Rules) -> Vec<String> {
          probability {} ({:.1} %: the larger of what the upload's density of peaks gives and what \
          eight deliberately wrong alignments of the same stretch found), so about {:.0} of the {} \
          would be found by chance; {} were.",
-        b.peak_chance,
+        num(b.peak_chance),
         100.0 * b.peak_chance,
         b.peak_chance * b.peaks_checked as f64,
         b.peaks_checked,
@@ -256,7 +264,7 @@ fn words(b: &Basis, m: &MatchRecord, rules: &Rules) -> Vec<String> {
          ({:.1} %) each.",
         b.events_found,
         b.events,
-        b.event_chance,
+        num(b.event_chance),
         100.0 * b.event_chance
     ));
     out.push(format!(
@@ -266,9 +274,9 @@ fn words(b: &Basis, m: &MatchRecord, rules: &Rules) -> Vec<String> {
          exp(−{}) = <b>{}</b> (a match needs {}).",
         b.alignments_searched,
         rules.edits_tried,
-        b.chance_alignments,
-        b.chance_alignments,
-        m.confidence,
+        num(b.chance_alignments),
+        num(b.chance_alignments),
+        num(m.confidence),
         rules.min_confidence
     ));
     let lead = b.hits as i64 - b.rival_hits as i64;
@@ -316,6 +324,10 @@ fn factors(m: &MatchRecord, freq: f64) -> String {
             "Pitch shift: {c:+.0} cents (frequencies × {freq:.4}) at the reference's tempo \
              (speed {speed})."
         ),
+        Some(c) if c.abs() < 1.0 => format!(
+            "Tempo change: the upload's tempo is {speed}× the reference's (speed {speed}: \
+             reference seconds per upload second), pitch unchanged."
+        ),
         Some(c) => format!(
             "Tempo change: the upload's tempo is {speed}× the reference's (speed {speed}: \
              reference seconds per upload second), pitch shifted by {c:+.0} cents."
@@ -335,9 +347,12 @@ fn stop_words(s: &Stop, m: &MatchRecord) -> String {
             100.0 * need
         ),
         Stop::LowConfidence { confidence, need } => format!(
-            "Confidence {confidence} is below {need}: alignments this good are expected by chance \
+            "Confidence {} is below {need}: alignments this good are expected by chance \
              {} times among those searched.",
-            m.evidence.as_ref().map_or(f64::NAN, |b| b.chance_alignments)
+            num(*confidence),
+            m.evidence
+                .as_ref()
+                .map_or("unknown".to_string(), |b| num(b.chance_alignments))
         ),
         Stop::Tie {
             lead_hits,
@@ -355,6 +370,11 @@ fn stop_words(s: &Stop, m: &MatchRecord) -> String {
             .to_string(),
         _ => "Not reported.".to_string(),
     }
+}
+
+/// A number as the JSON writes it (`1.71e-37`, `1.0`): the page shows what the scan printed.
+fn num(x: f64) -> String {
+    serde_json::Value::from(x).to_string()
 }
 
 /// A two-cell row of a facts table (`value` is HTML already).

@@ -92,6 +92,7 @@ fn upload_panel(area: &Area<'_>, item: &Item) -> anyhow::Result<()> {
         .disable_mesh()
         .x_desc("upload time (s)")
         .y_desc("frequency (Hz)")
+        .y_label_formatter(&|v| format!("{v:.0}"))
         .label_style((FONT, 12))
         .draw()
         .map_err(drawing)?;
@@ -126,7 +127,7 @@ fn upload_panel(area: &Area<'_>, item: &Item) -> anyhow::Result<()> {
         .map_err(drawing)?
         .label("upload peak aligned with a reference peak")
         .legend(|(x, y)| Circle::new((x, y), 4, ALIGNED.stroke_width(2)));
-    legend(&mut chart)
+    legend(&mut chart, SeriesLabelPosition::UpperRight)
 }
 
 /// Panel 2: the reference's stored peaks placed in the upload's time and frequency under the
@@ -147,6 +148,7 @@ fn reference_panel(area: &Area<'_>, item: &Item) -> anyhow::Result<()> {
         .light_line_style(RGBColor(0xEE, 0xEE, 0xEE))
         .x_desc("upload time (s)")
         .y_desc("frequency (Hz)")
+        .y_label_formatter(&|v| format!("{v:.0}"))
         .label_style((FONT, 12))
         .draw()
         .map_err(drawing)?;
@@ -170,7 +172,7 @@ fn reference_panel(area: &Area<'_>, item: &Item) -> anyhow::Result<()> {
         .map_err(drawing)?
         .label("reference peak found in the upload")
         .legend(|(x, y)| TriangleMarker::new((x, y), 5, ALIGNED.filled()));
-    legend(&mut chart)
+    legend(&mut chart, SeriesLabelPosition::UpperRight)
 }
 
 /// Panel 3: each reference peak's reference time against the upload time it maps to, with the
@@ -200,6 +202,7 @@ fn alignment_panel(area: &Area<'_>, item: &Item) -> anyhow::Result<()> {
         .light_line_style(RGBColor(0xEE, 0xEE, 0xEE))
         .x_desc("upload time (s)")
         .y_desc("reference time (s)")
+        .y_label_formatter(&|v| format!("{v:.1}"))
         .label_style((FONT, 12))
         .draw()
         .map_err(drawing)?;
@@ -227,7 +230,7 @@ fn alignment_panel(area: &Area<'_>, item: &Item) -> anyhow::Result<()> {
                 .map(|p| TriangleMarker::new((p.at_s, p.ref_s), 4, ALIGNED.filled())),
         )
         .map_err(drawing)?;
-    legend(&mut chart)
+    legend(&mut chart, SeriesLabelPosition::LowerRight)
 }
 
 /// Panel 4: the whole upload, with the matched stretch shaded and, per step, the reference
@@ -250,20 +253,21 @@ fn timeline_panel(area: &Area<'_>, item: &Item, duration_s: f64) -> anyhow::Resu
         .margin(8)
         .x_label_area_size(32)
         .y_label_area_size(56)
-        .build_cartesian_2d(0.0..duration_s.max(0.1), 0.0..top * 1.1)
+        .build_cartesian_2d(0.0..duration_s.max(0.1), 0.0..top * 1.9)
         .map_err(drawing)?;
     chart
         .configure_mesh()
         .disable_mesh()
         .x_desc("upload time (s)")
         .y_desc("peaks")
+        .y_label_formatter(&|v| format!("{v:.0}"))
         .label_style((FONT, 12))
         .draw()
         .map_err(drawing)?;
     let m = &item.record;
     chart
         .draw_series(std::iter::once(Rectangle::new(
-            [(m.query_start_s, 0.0), (m.query_end_s, top * 1.1)],
+            [(m.query_start_s, 0.0), (m.query_end_s, top * 1.9)],
             STRETCH.mix(0.25).filled(),
         )))
         .map_err(drawing)?
@@ -299,12 +303,13 @@ fn timeline_panel(area: &Area<'_>, item: &Item, duration_s: f64) -> anyhow::Resu
         .map_err(drawing)?
         .label("missing")
         .legend(|(x, y)| Rectangle::new([(x - 5, y - 5), (x + 5, y + 5)], MISSING.stroke_width(1)));
-    legend(&mut chart)
+    legend(&mut chart, SeriesLabelPosition::UpperRight)
 }
 
-/// Draws a chart's legend in its upper right corner, on white.
+/// Draws a chart's legend at `at`, on white.
 fn legend<'a, X, Y>(
     chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+    at: SeriesLabelPosition,
 ) -> anyhow::Result<()>
 where
     X: Ranged<ValueType = f64>,
@@ -312,7 +317,7 @@ where
 {
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(at)
         .background_style(WHITE.mix(0.85))
         .border_style(RGBColor(0xAA, 0xAA, 0xAA))
         .label_font((FONT, 12))
