@@ -167,6 +167,9 @@ Exit codes: 0 every file indexed or already present; 2 any file failed (the othe
         #[arg(long)]
         title: Option<String>,
     },
+    /// Write an evidence report (one HTML file) on why an upload matched, or did not.
+    #[command(after_help = EXPLAIN_HELP)]
+    Explain(ExplainArgs),
     /// Serve scans and the index over HTTP (see docs/API.md).
     #[command(after_help = SERVE_HELP)]
     Serve(ServeArgs),
@@ -221,7 +224,42 @@ pub struct ScanArgs {
     /// Colour text output: auto = when stdout is a terminal and NO_COLOR is not set.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
+    /// Also write an evidence report (HTML, as `explain` writes) for every input with a match
+    /// into DIR, named by the input's SHA-256 (created if needed).
+    #[arg(long, value_name = "DIR")]
+    pub evidence: Option<PathBuf>,
 }
+
+/// Arguments of `explain`.
+#[derive(Debug, clap::Args)]
+pub struct ExplainArgs {
+    /// The upload (a file).
+    pub upload: PathBuf,
+    /// Explain only this reference (id, SHA-256 or a unique prefix of 8+ hex digits): its
+    /// matches, or why it did not match.
+    #[arg(long = "ref", value_name = "TRACK")]
+    pub reference: Option<TrackRef>,
+    /// The report file to write (default: the upload's SHA-256 + `.html`, in this folder).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Most decoded audio the upload may hold, in seconds (as `scan --max-duration`).
+    #[arg(long, value_name = "SECONDS", value_parser = positive_seconds, default_value_t = DEFAULT_MAX_DURATION_S)]
+    pub max_duration: f64,
+}
+
+/// Examples of `explain`.
+const EXPLAIN_HELP: &str = "Examples:
+  nasheed --db refs.db explain clip.mp4                       (writes <sha256 of clip.mp4>.html)
+  nasheed --db refs.db explain clip.mp4 --out report.html
+  nasheed --db refs.db explain clip.mp4 --ref 9f86d081884c7d65   (why this reference, or why not)
+  nasheed --db refs.db scan --evidence reports/ uploads/      (a report per matched upload)
+
+The report is one self-contained HTML file (no network, figures inline): for each match, the
+upload's spectrogram and peaks, the reference's stored peaks in the upload's coordinates, the
+alignment and a timeline, the numbers behind the confidence in plain words, the reference's
+metadata, the tool version, fingerprint id, the upload's SHA-256 and the time. For an upload that
+matched nothing: the closest candidate and the rule that stopped it.
+Exit codes: 0 the report was written; 2 it could not be (unreadable upload, no index...).";
 
 /// When text output is coloured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -2,6 +2,8 @@
 //! The only module that writes to stdout/stderr.
 
 pub mod args;
+pub mod evidence;
+pub mod explain;
 pub mod output;
 pub mod resolve;
 
@@ -53,6 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         }
         Command::Scan(scan_args) => scan(&args.db, &params, scan_args),
         Command::Serve(serve_args) => serve(&args.db, &params, serve_args),
+        Command::Explain(explain_args) => explain::explain(&args.db, &params, explain_args),
         Command::List { format } => list(&args.db, &params, &format),
         Command::Stats { format } => stats(&args.db, &params, &format),
         Command::Remove { tracks, filter } => remove(&args.db, &params, &tracks, &filter),
@@ -441,6 +444,12 @@ fn scan(db: &Path, params: &FingerprintParams, a: ScanArgs) -> anyhow::Result<Ou
         &params.id(),
         engine::scan::matchers_for(inputs.len()) - 1,
     )?);
+    let evidence = match &a.evidence {
+        Some(dir) => Some(explain::EvidenceDir::new(
+            dir, &location, params, &mp, &budget,
+        )?),
+        None => None,
+    };
     let bar = if a.quiet {
         None
     } else {
@@ -455,6 +464,9 @@ fn scan(db: &Path, params: &FingerprintParams, a: ScanArgs) -> anyhow::Result<Ou
         bar,
         summary: &mut summary,
         errors_to_stderr,
+        evidence,
+        inputs,
+        next: 0,
     };
     match engine::scan::scan_inputs(&mut stores, inputs, params, &mp, &budget, &mut printer) {
         Err(ScanError::Sink(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
@@ -462,6 +474,13 @@ fn scan(db: &Path, params: &FingerprintParams, a: ScanArgs) -> anyhow::Result<Ou
     }
     if let Some(b) = &printer.bar {
         b.finish_and_clear();
+    }
+    if let (Some(ev), false) = (&printer.evidence, a.quiet) {
+        eprintln!(
+            "evidence: {} report(s) in {}",
+            ev.written,
+            escape_controls(&ev.dir().display().to_string())
+        );
     }
     match printer.writer.finish() {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
@@ -562,11 +581,24 @@ struct Printer<'a> {
     bar: Option<indicatif::ProgressBar>,
     summary: &'a mut ScanSummary,
     errors_to_stderr: bool,
+    /// `--evidence DIR`: a page per input with a match.
+    evidence: Option<explain::EvidenceDir<'a>>,
+    /// The inputs, in the order their records arrive (the evidence reads their files).
+    inputs: &'a [engine::scan::ScanInput],
+    /// Index of the next record's input.
+    next: usize,
 }
 
 impl ScanSink for Printer<'_> {
     fn record(&mut self, record: ScanRecord) -> std::io::Result<()> {
         self.summary.add(&record);
+        let input = self.inputs.get(self.next);
+        self.next += 1;
+        if let (Some(ev), Some(input)) = (&mut self.evidence, input) {
+            // A page asked for and not written stops the scan, as a full disk would.
+            ev.record(input, &record)
+                .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
+        }
         let (writer, errors_to_stderr, quiet) =
             (&mut self.writer, self.errors_to_stderr, self.quiet);
         let mut print = || {

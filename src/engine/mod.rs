@@ -5,6 +5,7 @@
 //! the records it delivers (the JSON output contract). The harness still fingerprints and
 //! matches each query through [`Scanner`] directly, to time the stages apart.
 
+pub mod evidence;
 pub mod inputs;
 pub mod report;
 pub mod scan;
@@ -279,6 +280,8 @@ pub struct Found {
     pub score: u32,
     /// Probability that the alignment is not chance.
     pub confidence: f64,
+    /// The numbers behind the confidence (`None` only for an unverified alignment).
+    pub evidence: Option<evidence::Basis>,
 }
 
 /// Scans fingerprints against a store; caches what it learns of references.
@@ -362,7 +365,8 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn found(&self, matches: Vec<matching::Match>, duration_s: f64) -> Vec<Found> {
+    /// Matches in seconds with their references (those removed meanwhile are left out).
+    pub(crate) fn found(&self, matches: Vec<matching::Match>, duration_s: f64) -> Vec<Found> {
         let frame_s = self.params.frame_seconds();
         // Held for the loop: only the matched references are copied out.
         let cache = self.refs.lock().ok();
@@ -400,6 +404,7 @@ impl<'a> Scanner<'a> {
                 pitch_cents: (m.warp.freq != m.warp.time).then(|| 1200.0 * m.warp.freq.log2()),
                 score: m.score,
                 confidence: m.confidence,
+                evidence: evidence::Basis::of(&m, frame_s),
             });
         }
         out

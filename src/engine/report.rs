@@ -4,7 +4,8 @@
 //!
 //! Shape: `{"path", "path_base64"?, "duration_s", "error", "error_kind"?, "sha256", "matches": [{"ref_id",
 //! "title", "ref_path", "ref_sha256", "meta", "query_start_s", "query_end_s", "ref_start_s",
-//! "ref_end_s", "speed", "pitch_cents"?, "score", "confidence"}]}` (`?`: only when present).
+//! "ref_end_s", "speed", "pitch_cents"?, "score", "confidence", "evidence"?}]}` (`?`: only when
+//! present; `evidence` is [`Basis`], the numbers behind the confidence).
 //! Times are seconds rounded to milliseconds. Fields are only ever added to this shape, never
 //! renamed or removed: downstream tools read it.
 //!
@@ -16,6 +17,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::evidence::Basis;
 use crate::engine::Found;
 use crate::index::Metadata;
 
@@ -73,6 +75,11 @@ pub struct MatchRecord {
     /// Probability that the alignment is not chance (matches below the scan's minimum, 0.9 by
     /// default, are not reported).
     pub confidence: f64,
+    /// The numbers behind the confidence: peaks checked and found, chance rates, alignments
+    /// searched, the rival alignment, the alignment checked (see [`Basis`]). Optional: absent
+    /// in records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Basis>,
 }
 
 fn ms(x: f64) -> f64 {
@@ -96,6 +103,7 @@ impl From<&Found> for MatchRecord {
             score: f.score,
             // Floored, so a reported 1.0 is never a rounded 0.9999996.
             confidence: (f.confidence * 1e6).floor() / 1e6,
+            evidence: f.evidence.clone(),
         }
     }
 }

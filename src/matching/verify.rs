@@ -121,7 +121,7 @@ impl QueryPeaks {
     }
 
     /// Whether the query has a peak where reference peak `p` lands at `offset` under `warp`.
-    fn has(&self, p: &Peak, offset: i64, warp: Warp) -> bool {
+    pub fn has(&self, p: &Peak, offset: i64, warp: Warp) -> bool {
         let q = ((p.frame as i64 - offset) as f64 / warp.time).round();
         let bin = (p.bin as f64 * warp.freq).round();
         q >= 0.0 && bin < u16::MAX as f64 && self.cells.contains(&(q as u32, bin as u16))
@@ -258,10 +258,10 @@ fn aligned_stretch(
 
 /// Share of a reference's peaks that recur in the reference itself this far later (±1 frame,
 /// ±1 bin) above which the two stretches count as the same audio.
-const SELF_REPEAT: f64 = 0.9;
+pub const SELF_REPEAT: f64 = 0.9;
 
 /// Standard deviations by which an alignment must out-verify its tied rival to be preferred.
-const DECISIVE_Z: f64 = 3.0;
+pub const DECISIVE_Z: f64 = 3.0;
 
 /// Whether a tie between a candidate and its rival alignment leaves the recording certain (no
 /// rival: nothing to settle): either the reference repeats itself there (the same audio twice,
@@ -269,24 +269,24 @@ const DECISIVE_Z: f64 = 3.0;
 /// decisively better (hash counts tie by chance, e.g. a partial repeat). A loop shared with
 /// another recording does neither: the loop recurs in the reference only with its other layers
 /// changed, and verifies equally at each repeat.
-fn tie_explained(rival: Option<Rival>) -> bool {
+pub fn tie_explained(rival: Option<Rival>) -> bool {
     rival.is_none_or(|r| r.lead >= DECISIVE_Z || r.self_similarity >= SELF_REPEAT)
 }
 
 /// A candidate compared with its rival alignment (another offset of the same reference).
 #[derive(Debug, Clone, Copy)]
-struct Rival {
+pub struct Rival {
     /// Standard deviations by which the candidate out-verifies the rival, counting only the
     /// peaks that tell the two apart (those that do not recur at the other offset), with counts
     /// scaled by [`PEAKS_PER_EVENT`] as the confidence scales its events. Peaks the two stretches share are
     /// found (or lost) alike at both and would only dilute the comparison.
-    lead: f64,
+    pub lead: f64,
     /// Share of the reference's peaks in the candidate's stretch that recur at the rival offset.
-    self_similarity: f64,
+    pub self_similarity: f64,
 }
 
-/// Compares `m` with its rival alignment; `None` when it has none.
-fn against_rival(
+/// Compares `m` with its rival alignment over query frames `span`; `None` when it has none.
+pub fn against_rival(
     query: &QueryPeaks,
     reference: &[Peak],
     m: &Match,
