@@ -5,7 +5,7 @@
 //! ```text
 //! cargo run --release --example invariant -- CORPUS_DIR [--distract N] [--cap N] [--limit N] [--cache DIR]
 //! ```
-//! `--distract N` adds N time-reversed, transposed copies of every reference's peaks (a scale
+//! `--set name=value` changes a field of `TripletParams` (repeatable); `--distract N` adds N time-reversed, transposed copies of every reference's peaks (a scale
 //! check: they can never truly match a forward upload); `--cap N` skips keys stored more than N
 //! times (default 300 × (1 + N)); `--limit N` keeps the first N ground-truth rows. Decoded,
 //! refined candidate peaks are cached in `--cache` (default /tmp/inv-cache).
@@ -16,13 +16,17 @@
 //! the factor range vote ([`invariant::vote`]), the five best candidates get the fine pass and
 //! the library's verifier, counting as alignments searched every offset of every reference hit
 //! times the edits the pass resolves ([`invariant::edits_resolved`]).
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use nasheed::audio::{self, SymphoniaSource};
 use nasheed::fingerprint::triplets::{self, FinePeak, TripletParams};
-use nasheed::fingerprint::{peaks, spectrogram, FingerprintParams, Peak};
+use nasheed::fingerprint::{
+    hash, peaks, spectrogram, Density, FingerprintParams, Landmark, Peak, Prints, Warp,
+};
 use nasheed::ids::TrackId;
 use nasheed::matching::invariant::{self, Candidate};
 use nasheed::matching::verify::{verify_candidates, QueryPeaks};
@@ -112,10 +116,25 @@ fn fxhash(bytes: &[u8]) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Postings by key, as one sorted array with offsets (what a posting store reads per key).
+/// Postings by key, as one sorted array with each key's range (what a posting store reads per key).
 struct Index {
-    start: Vec<u32>,
+    ranges: HashMap<u32, (u32, u32), BuildHasherDefault<Mul>>,
     postings: Vec<Posting>,
+}
+
+/// A multiplicative hasher for the keys (process-made integers).
+#[derive(Default)]
+struct Mul(u64);
+impl Hasher for Mul {
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("keys are u32")
+    }
+    fn write_u32(&mut self, k: u32) {
+        self.0 = (k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 29)
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -128,43 +147,57 @@ struct Posting {
 
 fn build_index(refs: &[Vec<FinePeak>], p: &TripletParams, window: usize) -> Index {
     // Two passes (count, then place) so that a 10 000-reference index needs no sort buffer.
-    let mut start = vec![0u32; (1 << 24) + 1];
+    let mut ranges: HashMap<u32, (u32, u32), BuildHasherDefault<Mul>> = HashMap::default();
     for peaks in refs {
         for t in triplets::reference_triplets(peaks, p, window) {
-            start[t.key as usize + 1] += 1;
+            ranges.entry(t.key).or_default().1 += 1;
         }
     }
-    for i in 1..start.len() {
-        start[i] += start[i - 1];
+    let mut keys: Vec<u32> = ranges.keys().copied().collect();
+    keys.sort_unstable();
+    let mut total = 0u32;
+    for k in keys {
+        if let Some(r) = ranges.get_mut(&k) {
+            *r = (total, total + r.1);
+            total = r.1;
+        }
     }
-    let total = start[1 << 24] as usize;
-    let mut fill = start.clone();
+    let mut fill: HashMap<u32, u32, BuildHasherDefault<Mul>> =
+        ranges.iter().map(|(&k, r)| (k, r.0)).collect();
     let empty = Posting {
         r: 0,
         t: 0.0,
         l: 0.0,
         span: 0.0,
     };
-    let mut postings = vec![empty; total];
+    let mut postings = vec![empty; total as usize];
     for (r, peaks) in refs.iter().enumerate() {
         for t in triplets::reference_triplets(peaks, p, window) {
-            let slot = &mut fill[t.key as usize];
-            postings[*slot as usize] = Posting {
-                r: r as u32,
-                t: t.t,
-                l: t.l,
-                span: t.span,
-            };
-            *slot += 1;
+            if let Some(slot) = fill.get_mut(&t.key) {
+                postings[*slot as usize] = Posting {
+                    r: r as u32,
+                    t: t.t,
+                    l: t.l,
+                    span: t.span,
+                };
+                *slot += 1;
+            }
         }
     }
-    Index { start, postings }
+    Index { ranges, postings }
 }
 
 impl Index {
     fn get(&self, key: u32) -> &[Posting] {
-        let k = key as usize;
-        &self.postings[self.start[k] as usize..self.start[k + 1] as usize]
+        match self.ranges.get(&key) {
+            Some(&(a, z)) => &self.postings[a as usize..z as usize],
+            None => &[],
+        }
+    }
+
+    /// Each key's posting count.
+    fn counts(&self) -> impl Iterator<Item = usize> + '_ {
+        self.ranges.values().map(|&(a, z)| (z - a) as usize)
     }
 }
 
@@ -192,13 +225,25 @@ impl From<&Candidate> for Cand {
 // ---------------------------------------------------------------------------------------------
 // Verification with the library's verifier
 
+/// The references as the library's matcher sees them: pair postings (for the identity pass),
+/// stored peaks and lengths.
 struct Refs<'a> {
     peaks: &'a [Vec<Peak>],
     frames: &'a [u32],
+    pairs: &'a HashMap<u32, Vec<(u32, u32)>, BuildHasherDefault<Mul>>,
 }
 impl References for Refs<'_> {
     type Error = std::convert::Infallible;
-    fn lookup(&self, _: &[u32], _: &mut dyn FnMut(u32, TrackId, u32)) -> Result<(), Self::Error> {
+    fn lookup(
+        &self,
+        hashes: &[u32],
+        hit: &mut dyn FnMut(u32, TrackId, u32),
+    ) -> Result<(), Self::Error> {
+        for &h in hashes {
+            for &(r, t) in self.pairs.get(&h).into_iter().flatten() {
+                hit(h, TrackId(r as i64), t);
+            }
+        }
         Ok(())
     }
     fn peaks(&self, t: TrackId) -> Result<Vec<Peak>, Self::Error> {
@@ -207,6 +252,26 @@ impl References for Refs<'_> {
     fn frames(&self, t: TrackId) -> u32 {
         self.frames[t.0 as usize]
     }
+}
+
+/// Landmark pairs of peaks at a density (the engine's own hashes).
+fn landmarks(
+    cands: &[FinePeak],
+    params: &FingerprintParams,
+    d: Density,
+) -> (Vec<Landmark>, Vec<Peak>) {
+    let plain: Vec<Peak> = cands.iter().map(|f| f.peak).collect();
+    let kept = peaks::select_peaks(&plain, params.rank_window, d.peaks_per_window);
+    let mut out = Vec::new();
+    hash::pair_peaks(
+        &kept,
+        0..u32::MAX,
+        params.max_dt,
+        params.max_df,
+        d.fan_out,
+        &mut out,
+    );
+    (out, kept)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -289,6 +354,26 @@ fn pct(v: &mut [f64], q: f64) -> f64 {
     v[((v.len() - 1) as f64 * q).round() as usize]
 }
 
+/// `name=value` for a field of the triplet parameters.
+fn set(tp: &mut TripletParams, kv: &str) -> anyhow::Result<()> {
+    let (k, v) = kv
+        .split_once('=')
+        .ok_or_else(|| anyhow::anyhow!("--set wants name=value, got {kv}"))?;
+    match k {
+        "reference_peaks" => tp.reference_peaks = v.parse()?,
+        "reference_fan" => tp.reference_fan = v.parse()?,
+        "query_peaks" => tp.query_peaks = v.parse()?,
+        "query_fan" => tp.query_fan = v.parse()?,
+        "ratio_step" => tp.ratio_step = v.parse()?,
+        "semitone_step" => tp.semitone_step = v.parse()?,
+        "band_semitones" => tp.band_semitones = v.parse()?,
+        "probe_margin" => tp.probe_margin = v.parse()?,
+        "min_span_frames" => tp.min_span_frames = v.parse()?,
+        _ => anyhow::bail!("unknown triplet parameter {k}"),
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let mut corpus = None;
@@ -296,6 +381,7 @@ fn main() -> anyhow::Result<()> {
     let mut limit = usize::MAX;
     let mut distract = 0usize;
     let mut cap = None;
+    let mut tp = TripletParams::default();
     while let Some(a) = args.next() {
         let mut value = || {
             args.next()
@@ -306,6 +392,7 @@ fn main() -> anyhow::Result<()> {
             "--limit" => limit = value()?.parse()?,
             "--distract" => distract = value()?.parse()?,
             "--cap" => cap = Some(value()?.parse::<usize>()?),
+            "--set" => set(&mut tp, &value()?)?,
             _ => corpus = Some(PathBuf::from(a)),
         }
     }
@@ -313,7 +400,7 @@ fn main() -> anyhow::Result<()> {
     let cap = cap.unwrap_or(300 * (1 + distract));
     std::fs::create_dir_all(&cache)?;
     let params = FingerprintParams::default();
-    let tp = TripletParams::default();
+    println!("{tp:?}");
     let window = params.rank_window;
 
     // Ground truth.
@@ -408,21 +495,10 @@ fn main() -> anyhow::Result<()> {
     let index = build_index(&ref_cands, &tp, window);
     let build_s = t0.elapsed().as_secs_f64();
     let n_post = index.postings.len() as f64;
-    let keys = index.start.windows(2).filter(|w| w[1] > w[0]).count();
+    let keys = index.ranges.len();
     // Occupancy seen by a random stored triplet: sum of count² / postings.
-    let occ: f64 = index
-        .start
-        .windows(2)
-        .map(|w| ((w[1] - w[0]) as f64).powi(2))
-        .sum::<f64>()
-        / n_post;
-    let over_cap: f64 = index
-        .start
-        .windows(2)
-        .map(|w| (w[1] - w[0]) as usize)
-        .filter(|&c| c > cap)
-        .sum::<usize>() as f64
-        / n_post;
+    let occ: f64 = index.counts().map(|c| (c as f64).powi(2)).sum::<f64>() / n_post;
+    let over_cap: f64 = index.counts().filter(|&c| c > cap).sum::<usize>() as f64 / n_post;
     println!(
         "{} refs, {:.2} h: {} postings ({:.0}/audio h, {:.2} MB/h at 5 B), {} keys, occupancy seen by a stored triplet {:.1}, {:.1} % of postings in keys over the cap {}; built in {:.1} s",
         names.len(), hours, n_post, n_post / hours, n_post / hours * 5e-6, keys, occ, 100.0 * over_cap, cap, build_s
@@ -434,10 +510,22 @@ fn main() -> anyhow::Result<()> {
             peaks::select_peaks(&p, window, params.verify_peaks_per_window)
         })
         .collect();
+    let mut pairs: HashMap<u32, Vec<(u32, u32)>, BuildHasherDefault<Mul>> = HashMap::default();
+    for (r, c) in ref_cands.iter().enumerate() {
+        for l in landmarks(c, &params, params.reference).0 {
+            pairs.entry(l.hash).or_default().push((r as u32, l.frame));
+        }
+    }
     let refs_v = Refs {
         peaks: &ver_peaks,
         frames: &ref_frames,
+        pairs: &pairs,
     };
+    let identity = MatchParams {
+        warps: vec![Warp::IDENTITY],
+        ..MatchParams::default()
+    };
+    let mut pair_ms = Vec::new();
 
     let mut results = Vec::new();
     let mp = MatchParams::default();
@@ -521,10 +609,50 @@ fn main() -> anyhow::Result<()> {
                     ))
                 })
         };
-        let Ok(honest) =
-            verify_candidates(&refs_v, &qpk, ms.clone(), (per_edit * edits).max(1.0), &mp);
-        let Ok(grid) = verify_candidates(&refs_v, &qpk, ms, (per_edit * 119.0).max(1.0), &mp);
+        let tri_trials = (per_edit * edits).max(1.0);
+        let Ok(tri) = verify_candidates(&refs_v, &qpk, ms, tri_trials, &mp);
         let ms_verify = te.elapsed().as_secs_f64() * 1e3;
+        // The identity pass over pair hashes, as the engine runs it with one warp.
+        let tp0 = Instant::now();
+        let (query_pairs, query_peaks) = landmarks(&q.cands, &params, params.query);
+        let prints = Prints {
+            landmarks: query_pairs,
+            peaks: query_peaks,
+        };
+        let Ok((pair, pair_trials)) =
+            nasheed::matching::candidates(&refs_v, &prints, q.frames, &identity);
+        pair_ms.push(tp0.elapsed().as_secs_f64() * 1e3);
+        // Both passes searched: each confidence exp(−E) becomes exp(−E·total/own).
+        let total = tri_trials + pair_trials;
+        let rescale = |m: &Match, own: f64| m.confidence.powf(total / own);
+        let best_tri = tri
+            .iter()
+            .map(|m| (rescale(m, tri_trials), m))
+            .filter(|x| x.0 >= mp.min_confidence)
+            .max_by(|a, b| a.0.total_cmp(&b.0).then(a.1.score.cmp(&b.1.score)));
+        let best_pair = pair
+            .iter()
+            .map(|m| (rescale(m, pair_trials), m))
+            .filter(|x| x.0 >= mp.min_confidence)
+            .max_by(|a, b| a.0.total_cmp(&b.0).then(a.1.score.cmp(&b.1.score)));
+        let as_result = |(conf, m): (f64, &Match)| {
+            let c = Cand {
+                r: m.track.0 as u32,
+                score: m.score,
+                time: m.line.time,
+                intercept: m.line.intercept,
+                ff: 12.0 * m.warp.freq.log2(),
+            };
+            (c, conf, m.verification.map_or(0.0, |v| v.fraction()))
+        };
+        let hybrid = match (best_tri, best_pair) {
+            (Some(a), Some(b)) => Some(if (a.0, a.1.score) >= (b.0, b.1.score) {
+                a
+            } else {
+                b
+            }),
+            (a, b) => a.or(b),
+        };
         results.push(QResult {
             truth: qi,
             cands: cands.iter().map(Cand::from).collect(),
@@ -534,11 +662,13 @@ fn main() -> anyhow::Result<()> {
             ms_vote: (te - tv).as_secs_f64() * 1e3,
             ms_hash: (tv - th).as_secs_f64() * 1e3,
             ms_verify,
-            verified: pick(honest),
-            verified119: pick(grid),
+            verified: hybrid.map(as_result),
+            verified119: pick(tri.clone()),
         });
     }
     report(&truth, &results, &names, true);
+    let p50 = pct(&mut pair_ms, 0.5);
+    println!("identity pair pass (all queries): p50 {p50:.2} ms");
     Ok(())
 }
 
@@ -582,7 +712,7 @@ fn report(truth: &[Truth], results: &[QResult], names: &[String], verify: bool) 
             neg_scores.push(top.map_or(0, |c| c.score));
             fp_ver += r.verified.is_some() as usize;
             fp_ver119 += r.verified119.is_some() as usize;
-            if let Some(v) = r.verified119 {
+            if let Some(v) = r.verified {
                 neg_conf.push(v.1);
                 println!(
                     "  false positive: {} ({}) -> {} score {} time {:.3} pitch {:+.0} c offset {:.1} s, confidence {:.6}, fraction {:.2}",
@@ -636,7 +766,7 @@ fn report(truth: &[Truth], results: &[QResult], names: &[String], verify: bool) 
     };
     println!(
         "{:<34} {:>4} {:>5} {:>5} {:>5} {:>5} {:>5} | {:>5} {:>6} {:>5} {:>5} {:>5}",
-        "class", "n", "top1", "top5", "tf1%", "p20c", "off", "ver", "ver119", "vtf", "vp", "voff"
+        "class", "n", "top1", "top5", "tf1%", "p20c", "off", "hyb", "tri", "vtf", "vp", "voff"
     );
     let line = |name: &str, r: &Row| {
         let mut s = format!(
@@ -689,7 +819,7 @@ fn report(truth: &[Truth], results: &[QResult], names: &[String], verify: bool) 
     );
     if verify {
         println!(
-            "verified: recall {:.3} / false positives {}/{} (trials over all resolvable warps); recall {:.3} / false positives {}/{} (trials x 119 warps, as today); negatives' confidences passing: {:?}",
+            "verified: hybrid (triplets + identity pairs) recall {:.3} / false positives {}/{}; triplets alone recall {:.3} / false positives {}/{}; hybrid negatives' confidences passing: {:?}",
             all.ver as f64 / all.n.max(1) as f64, fp_ver, nneg,
             all.ver119 as f64 / all.n.max(1) as f64, fp_ver119, nneg, neg_conf
         );

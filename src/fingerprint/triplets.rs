@@ -86,7 +86,7 @@ impl Default for TripletParams {
 /// A reference triplet: its key and where it sits.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Triplet {
-    /// The quantised invariant coordinates (24 bits, see [`key`]).
+    /// The quantised invariant coordinates (28 bits, see [`key`]).
     pub key: u32,
     /// Anchor frame (interpolated).
     pub t: f32,
@@ -210,14 +210,15 @@ fn cells(a: &FinePeak, t1: &FinePeak, t2: &FinePeak, p: &TripletParams) -> [f32;
     ]
 }
 
-/// Packs cells into a 24-bit key: gap ratio 5 bits, each difference 7 bits, band 5 bits.
-/// Every cell a query can probe fits its field, so distinct cells give distinct keys.
+/// Packs cells into a 28-bit key: gap ratio 6 bits, each difference 8 bits, band 6 bits.
+/// Every cell a query can probe under the default steps (and steps down to half as wide) fits
+/// its field, so distinct cells give distinct keys.
 pub fn key(cells: [i32; 4]) -> u32 {
     let field = |v: i32, bias: i32, bits: u32| ((v + bias).clamp(0, (1 << bits) - 1)) as u32;
-    (field(cells[0], 2, 5) << 19)
-        | (field(cells[1], 64, 7) << 12)
-        | (field(cells[2], 64, 7) << 5)
-        | field(cells[3], 0, 5)
+    (field(cells[0], 2, 6) << 22)
+        | (field(cells[1], 128, 8) << 14)
+        | (field(cells[2], 128, 8) << 6)
+        | field(cells[3], 0, 6)
 }
 
 /// A reference's triplets, from its refined peaks (sorted by frame, bin).
@@ -365,7 +366,7 @@ mod tests {
                 assert_ne!(key(c), k, "field {i} moved by {d}");
             }
         }
-        assert!(key([17, 40, -40, 16]) < 1 << 24);
+        assert!(key([34, 80, -80, 40]) < 1 << 28);
     }
 
     #[test]
