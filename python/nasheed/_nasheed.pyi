@@ -62,8 +62,12 @@ def fingerprint(
     source: Source,
     title: Optional[str] = None,
     meta: Optional[Mapping[str, str]] = None,
+    name: Optional[str] = None,
 ) -> bytes:
-    """A recording fingerprinted as a reference, as a one-track fingerprint pack."""
+    """A recording fingerprinted as a reference, as a one-track fingerprint pack.
+
+    ``name`` is the file name the pack records (default: the path's); with ``name=""`` and
+    ``title=""`` the pack depends on the content alone."""
 
 def read_fingerprint(pack: Union[bytes, bytearray]) -> List[PackEntry]:
     """The recordings a pack carries, after checking it whole; NasheedError if it is not one."""

@@ -322,21 +322,25 @@ impl PackEntry {
     }
 }
 
-/// `fingerprint(source, title=None, meta=None) -> bytes`: a recording (a path or the bytes of
-/// a file) fingerprinted as a reference, as a one-track fingerprint pack (no audio in it).
+/// `fingerprint(source, title=None, meta=None, name=None) -> bytes`: a recording (a path or
+/// the bytes of a file) fingerprinted as a reference, as a one-track fingerprint pack (no audio
+/// in it). `name` is the file name the pack records (default: the source's); with `name=""`
+/// and `title=""` the pack is a function of the content alone.
 #[pyfunction]
-#[pyo3(signature = (source, title=None, meta=None))]
+#[pyo3(signature = (source, title=None, meta=None, name=None))]
 fn fingerprint<'py>(
     py: Python<'py>,
     source: &Bound<'py, PyAny>,
     title: Option<String>,
     meta: Option<BTreeMap<String, String>>,
+    name: Option<String>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let source = Source::from_py(source)?;
     let params = FingerprintParams::default();
     let bytes = released(py, || {
         let (file, _spool) = source.file()?;
-        let (track, fp) = engine::read_reference(
+        // Errors name the source whatever the pack is to record.
+        let (mut track, fp) = engine::read_reference(
             &file,
             &source.name(),
             title,
@@ -344,6 +348,9 @@ fn fingerprint<'py>(
             &params,
             &Budget::default(),
         )?;
+        if let Some(name) = name {
+            track.path = name;
+        }
         Ok(engine::pack_reference(&track, &fp, &params))
     })?;
     Ok(PyBytes::new(py, &bytes))
@@ -417,6 +424,8 @@ struct Index {
     location: String,
     /// Where more reader connections can be opened: `None` in memory and for packs.
     reopen: Option<PathBuf>,
+    /// Set for packs (loaded into memory, never written back): writes are refused.
+    read_only: Option<PathBuf>,
     /// The connection that writes (and scans, when no reader can be opened).
     store: Mutex<Box<dyn Store + Send>>,
     /// Spare reader connections, one per scan in flight at most.
@@ -425,6 +434,14 @@ struct Index {
 }
 
 impl Index {
+    /// The store, locked for a write; refused for a pack, whose copy in memory is never saved.
+    fn writer(&self) -> Result<MutexGuard<'_, Box<dyn Store + Send>>, Failure> {
+        if let Some(path) = &self.read_only {
+            return Err(IndexError::ReadOnly(path.clone()).into());
+        }
+        self.main()
+    }
+
     fn main(&self) -> Result<MutexGuard<'_, Box<dyn Store + Send>>, Failure> {
         self.store
             .lock()
@@ -479,11 +496,11 @@ impl Index {
         })?;
         let params = FingerprintParams::default();
         let shown = location.display().to_string();
-        let (store, reopen) = released(py, || {
+        let (store, reopen, read_only) = released(py, || {
             let id = params.id();
             if location.as_os_str() == MEMORY {
                 let store: Box<dyn Store + Send> = Box::new(SqliteStore::in_memory(&id)?);
-                return Ok((store, None));
+                return Ok((store, None, None));
             }
             let is_pack = location.is_dir() || pack::is_pack_source(&location);
             let access = if is_pack {
@@ -492,11 +509,13 @@ impl Index {
                 Access::Create
             };
             let store = store_index::open(&location, &id, access)?;
-            Ok((store, (!is_pack).then_some(location.clone())))
+            let reopen = (!is_pack).then(|| location.clone());
+            Ok((store, reopen, is_pack.then(|| location.clone())))
         })?;
         Ok(Index {
             location: shown,
             reopen,
+            read_only,
             store: Mutex::new(store),
             readers: Mutex::new(Vec::new()),
             params,
@@ -522,7 +541,8 @@ impl Index {
         let source = Source::from_py(source)?;
         released(py, || {
             let (file, _spool) = source.file()?;
-            // Read outside the lock: only the insert holds it.
+            // Refused before the work, for a pack; read outside the lock: only the insert holds it.
+            drop(self.writer()?);
             let (track, fp) = engine::read_reference(
                 &file,
                 &source.name(),
@@ -531,7 +551,7 @@ impl Index {
                 &self.params,
                 &Budget::default(),
             )?;
-            let mut store = self.main()?;
+            let mut store = self.writer()?;
             let (id, _) = engine::add_reference(&mut **store, &track, &fp)?;
             Ok(id.0)
         })
@@ -568,7 +588,7 @@ impl Index {
                 }
             }
             let shas: Vec<String> = tracks.iter().map(|t| t.sha256.clone()).collect();
-            let mut store = self.main()?;
+            let mut store = self.writer()?;
             pack::add(&mut **store, tracks)?;
             shas.iter().map(|sha| Self::id_of(&**store, sha)).collect()
         })
@@ -683,7 +703,7 @@ impl Index {
             }
         };
         released(py, || {
-            let mut store = self.main()?;
+            let mut store = self.writer()?;
             match store_index::resolve(&**store, &named) {
                 Ok(track) => Ok(store.remove(track)?),
                 Err(IndexError::NoSuchTrack(_)) => Ok(false),
