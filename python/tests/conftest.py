@@ -78,3 +78,19 @@ def cli_jsonl(cli: pathlib.Path, db: pathlib.Path, *paths: pathlib.Path) -> t.Li
     )
     assert out.returncode in (0, 1), out.stderr
     return [json.loads(line) for line in out.stdout.splitlines()]
+
+
+# CI must never pass by skipping: a skipped test (a missing dependency, a missing binary)
+# fails the run.
+_SKIPPED: t.List[str] = []
+
+
+def pytest_runtest_logreport(report) -> None:
+    if report.skipped:
+        _SKIPPED.append(report.nodeid)
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    if _SKIPPED and exitstatus == 0:
+        print(f"\n{len(_SKIPPED)} test(s) skipped, which counts as a failure: {_SKIPPED}")
+        session.exitstatus = 1

@@ -251,3 +251,33 @@ def test_scans_from_threads_agree(tmp_path, memory_index):
     with ThreadPoolExecutor(4) as ex:
         together = list(ex.map(lambda c: [m.ref_sha256 for m in ix.scan(c)], clips))
     assert together == alone and sum(map(len, alone)) == 8
+
+
+def readme_script() -> str:
+    """The example script of python/README.md (its first python block)."""
+    text = (REPO / "python" / "README.md").read_text()
+    start = text.index("```python\n") + len("```python\n")
+    return text[start : text.index("```", start)]
+
+
+def test_the_readme_script_prints_what_the_cli_finds(tmp_path, nasheed_cli):
+    script = readme_script()
+    assert len(script.strip().splitlines()) <= 10
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
+                         text=True, check=True).stdout.splitlines()
+    db = tmp_path / "demo.db"
+    subprocess.run([str(nasheed_cli), "--db", str(db), "index", "examples/refs"], cwd=REPO,
+                   check=True, capture_output=True)
+    clips = sorted(p.relative_to(REPO) for p in CLIPS.iterdir())
+    want = []
+    for r in cli_jsonl(nasheed_cli, db, *clips):
+        for m in r["matches"]:
+            want.append(
+                f"{r['path']}: {m['title']} upload {m['query_start_s']:.3f}-{m['query_end_s']:.3f}"
+                f" = reference {m['ref_start_s']:.3f}-{m['ref_end_s']:.3f} confidence {m['confidence']}"
+            )
+    assert len(want) == 2
+    assert [line.rsplit(" {", 1)[0] for line in out] == want
+    # And the README shows what it prints.
+    readme = (REPO / "python" / "README.md").read_text()
+    assert all(line in readme for line in out), out
