@@ -646,18 +646,16 @@ impl Index {
         let mp = match_params(min_confidence)?;
         released(py, || {
             let mut tracks = pack::read(&pack, &self.params.id())?;
-            let track = match (tracks.pop(), tracks.is_empty()) {
-                (Some(t), true) => t,
-                _ => {
-                    return Err(Failure::new(
-                        "bad_pack",
-                        format!(
-                            "fingerprint: expected a one-track pack, this one has {} tracks",
-                            tracks.len() + usize::from(!tracks.is_empty())
-                        ),
-                    ))
-                }
-            };
+            if tracks.len() != 1 {
+                return Err(Failure::new(
+                    "bad_pack",
+                    format!(
+                        "fingerprint: expected a one-track pack, this one has {} tracks",
+                        tracks.len()
+                    ),
+                ));
+            }
+            let track = tracks.remove(0);
             let fp = Fingerprint::of_pack_track(track, &self.params);
             let mut lease = self.lease()?;
             let store = lease.store()?;

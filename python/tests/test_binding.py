@@ -185,6 +185,10 @@ def test_bad_fingerprints_raise(memory_index):
             call(pack[:-1] + bytes([pack[-1] ^ 1]))
         with pytest.raises(nasheed.NasheedError, match="not a nasheed fingerprint pack"):
             call(b"garbage")
+    demo = (REPO / "fingerprints" / "demo.nshpack").read_bytes()
+    with pytest.raises(nasheed.NasheedError, match="expected a one-track pack, this one has 3 tracks") as e:
+        memory_index.scan_fingerprint(demo)
+    assert e.value.kind == "bad_pack"
 
 
 def test_garbage_never_crashes_the_interpreter(memory_index):
