@@ -661,6 +661,89 @@ pub fn add_reference(
     }
 }
 
+/// Reads one recording as a reference: its SHA-256 and fingerprint, and the track record that
+/// would store it. `name` stands for `path` in the record and in errors (a spooled upload's own
+/// name); the title defaults to its stem. Store it with [`add_reference`], or share it with
+/// [`pack_reference`].
+pub fn read_reference(
+    path: &Path,
+    name: &str,
+    title: Option<String>,
+    meta: crate::index::Metadata,
+    params: &FingerprintParams,
+    budget: &Budget,
+) -> Result<(crate::index::NewTrack, Fingerprint)> {
+    let named = |e: Error| match e {
+        Error::Audio { source, .. } => Error::Audio {
+            path: name.to_string(),
+            source,
+        },
+        Error::Io { source, .. } => Error::Io {
+            path: name.to_string(),
+            source,
+        },
+        other => other,
+    };
+    let sha256 = sha256_file(path).map_err(named)?;
+    let fp = fingerprint_file(path, params, Side::Reference, budget).map_err(named)?;
+    let title = title.unwrap_or_else(|| {
+        Path::new(name)
+            .file_stem()
+            .map_or_else(|| name.to_string(), |s| s.to_string_lossy().into_owned())
+    });
+    let track = crate::index::NewTrack {
+        path: name.to_string(),
+        sha256,
+        title,
+        meta,
+        duration_s: fp.duration_s,
+    };
+    Ok((track, fp))
+}
+
+/// A reference read by [`read_reference`] as a one-track fingerprint pack
+/// (`fingerprints/FORMAT.md`): what a partner needs to find the recording, without its audio.
+pub fn pack_reference(
+    track: &crate::index::NewTrack,
+    fp: &Fingerprint,
+    params: &FingerprintParams,
+) -> Vec<u8> {
+    let file = Path::new(&track.path)
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let one = crate::pack::PackTrack {
+        sha256: track.sha256.clone(),
+        info: crate::pack::TrackInfo {
+            title: track.title.clone(),
+            file,
+            duration_s: fp.duration_s,
+            meta: track.meta.clone(),
+        },
+        prints: fp.prints.clone(),
+    };
+    crate::pack::write(&params.id(), &[one])
+}
+
+impl Fingerprint {
+    /// The fingerprint a pack carries for one track, ready for [`Scanner::scan`]: a shared
+    /// signal (no audio) is matched like an upload. Frames are recovered from the duration.
+    pub fn of_pack_track(track: crate::pack::PackTrack, params: &FingerprintParams) -> Self {
+        let duration_s = track.info.duration_s.max(0.0);
+        let last = (track.prints.landmarks.iter().map(|l| l.frame))
+            .chain(track.prints.peaks.iter().map(|p| p.frame))
+            .max()
+            .map_or(0, |f| f.saturating_add(1));
+        let frames = ((duration_s / params.frame_seconds()).ceil() as u32).max(last);
+        Fingerprint {
+            prints: track.prints,
+            frames,
+            duration_s,
+            skipped_packets: 0,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -691,6 +774,68 @@ mod tests {
     use crate::fingerprint::fingerprint;
     use crate::index::{NewTrack, SqliteStore};
     use nasheed_harness::synth;
+
+    /// A recording read as a reference, shared as a one-track pack and matched from the pack
+    /// alone (no audio): it finds itself in an index holding it, at offset 0, under `name`.
+    #[test]
+    fn a_one_track_pack_names_the_recording_and_is_matched_without_audio() {
+        let params = FingerprintParams::default();
+        let dir = std::env::temp_dir().join(format!("nasheed-pack-ref-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let wav = dir.join("spool-xyz");
+        synth::write_wav(&wav, &synth::song(7, 30.0, 8000), 8000, 1).unwrap();
+        let meta = crate::index::Metadata::from([("group".to_string(), "g1".to_string())]);
+        let (track, fp) =
+            read_reference(&wav, "chant.wav", None, meta, &params, &Budget::default()).unwrap();
+        assert_eq!(
+            (track.path.as_str(), track.title.as_str()),
+            ("chant.wav", "chant")
+        );
+        assert_eq!(track.sha256, sha256_file(&wav).unwrap());
+        let bytes = pack_reference(&track, &fp, &params);
+        let mut tracks = crate::pack::read(&bytes, &params.id()).unwrap();
+        assert_eq!(tracks.len(), 1);
+        assert_eq!(tracks[0].info.file, "chant.wav");
+        assert_eq!(tracks[0].info.meta["group"], "g1");
+
+        let mut store = SqliteStore::in_memory(&params.id()).unwrap();
+        let (id, added) = add_reference(&mut store, &track, &fp).unwrap();
+        assert!(added);
+        let shared = Fingerprint::of_pack_track(tracks.remove(0), &params);
+        assert!(
+            shared.frames >= fp.frames.saturating_sub(1),
+            "{} < {}",
+            shared.frames,
+            fp.frames
+        );
+        let found = Scanner::new(&store, &params, &MatchParams::default())
+            .scan(&shared)
+            .unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].ref_id, id);
+        assert!(
+            found[0].ref_start_s.abs() < 0.1 && found[0].query_start_s < 0.5,
+            "{found:?}"
+        );
+
+        // A file that is not audio is an error naming `name`, never the spooled path.
+        std::fs::write(&wav, b"just some text, not audio").unwrap();
+        let err = read_reference(
+            &wav,
+            "notes.txt",
+            None,
+            Default::default(),
+            &params,
+            &Budget::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("notes.txt: ") && !err.contains("spool-xyz"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     /// A long upload matched as a stream, in small pieces, gives exactly the matches of the
     /// whole fingerprint matched at once (three windows, a match crossing a window edge).
