@@ -15,7 +15,10 @@
 //! Per query: the upload's triplets ([`triplets::query_triplets`]) probe the stored keys, hits in
 //! the factor range vote ([`invariant::vote`]), the five best candidates get the fine pass and
 //! the library's verifier, counting as alignments searched every offset of every reference hit
-//! times the edits the pass resolves ([`invariant::edits_resolved`]).
+//! times the edits the pass resolves ([`invariant::edits_resolved`]). Beside it runs the engine's
+//! identity pass over pair hashes (`matching::candidates` with the one warp `IDENTITY`); the
+//! report's `hyb` column takes the better of the two, each confidence rescaled to the alignments
+//! both searched, and `tri` the triplets alone (docs/EVASION.md, session 11).
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{Read, Write};
