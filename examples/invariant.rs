@@ -125,6 +125,21 @@ struct Index {
     postings: Vec<Posting>,
 }
 
+/// A hasher for the upload's peak grid.
+#[derive(Default)]
+struct Mul2(u64);
+impl Hasher for Mul2 {
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("cells are i32 pairs")
+    }
+    fn write_i32(&mut self, v: i32) {
+        self.0 = (self.0.rotate_left(29) ^ v as u32 as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 31)
+    }
+}
+
 /// A multiplicative hasher for the keys (process-made integers).
 #[derive(Default)]
 struct Mul(u64);
@@ -146,6 +161,8 @@ struct Posting {
     t: f32,
     l: f32,
     span: f32,
+    /// `Triplet::fourth`, NaN when none.
+    fourth: (f32, f32),
 }
 
 fn build_index(refs: &[Vec<FinePeak>], p: &TripletParams, window: usize) -> Index {
@@ -172,6 +189,7 @@ fn build_index(refs: &[Vec<FinePeak>], p: &TripletParams, window: usize) -> Inde
         t: 0.0,
         l: 0.0,
         span: 0.0,
+        fourth: (f32::NAN, f32::NAN),
     };
     let mut postings = vec![empty; total as usize];
     for (r, peaks) in refs.iter().enumerate() {
@@ -182,6 +200,7 @@ fn build_index(refs: &[Vec<FinePeak>], p: &TripletParams, window: usize) -> Inde
                     t: t.t,
                     l: t.l,
                     span: t.span,
+                    fourth: t.fourth.unwrap_or((f32::NAN, f32::NAN)),
                 };
                 *slot += 1;
             }
@@ -385,6 +404,7 @@ fn main() -> anyhow::Result<()> {
     let mut distract = 0usize;
     let mut cap = None;
     let mut tp = TripletParams::default();
+    let mut filter = false;
     while let Some(a) = args.next() {
         let mut value = || {
             args.next()
@@ -395,6 +415,7 @@ fn main() -> anyhow::Result<()> {
             "--limit" => limit = value()?.parse()?,
             "--distract" => distract = value()?.parse()?,
             "--cap" => cap = Some(value()?.parse::<usize>()?),
+            "--filter" => filter = true,
             "--set" => set(&mut tp, &value()?)?,
             _ => corpus = Some(PathBuf::from(a)),
         }
@@ -529,6 +550,7 @@ fn main() -> anyhow::Result<()> {
         ..MatchParams::default()
     };
     let mut pair_ms = Vec::new();
+    let (mut in_range_all, mut kept_all) = (0usize, 0usize);
 
     let mut results = Vec::new();
     let mp = MatchParams::default();
@@ -540,8 +562,22 @@ fn main() -> anyhow::Result<()> {
         let th = Instant::now();
         let tups = triplets::query_triplets(&q.cands, &tp, window);
         let tv = Instant::now();
-        let (mut touched, mut lookups) = (0usize, 0usize);
+        let (mut touched, mut lookups, mut unfiltered) = (0usize, 0usize, 0usize);
         hits.clear();
+        // The upload's peaks on a (frame, quarter-semitone) grid, each filling its neighbours:
+        // where a stored triplet's fourth peak must be for a hit to count (`--filter`).
+        let mut grid: std::collections::HashSet<(i32, i32), BuildHasherDefault<Mul2>> =
+            Default::default();
+        if filter {
+            for f in triplets::select(&q.cands, window, 60) {
+                let (ft, fl) = (f.t.round() as i32, (f.l * 4.0).round() as i32);
+                for dt in -1..=1 {
+                    for dl in -1..=1 {
+                        grid.insert((ft + dt, fl + dl));
+                    }
+                }
+            }
+        }
         for qt in &tups {
             triplets::probes(qt, &tp, &mut keys);
             for &k in &keys {
@@ -551,14 +587,28 @@ fn main() -> anyhow::Result<()> {
                     continue;
                 }
                 touched += ps.len();
-                hits.extend(
-                    ps.iter()
-                        .filter_map(|p| invariant::hit(qt, p.r, (p.t, p.l, p.span), &tp)),
-                );
+                for p in ps {
+                    let Some(h) = invariant::hit(qt, p.r, (p.t, p.l, p.span), &tp) else {
+                        continue;
+                    };
+                    unfiltered += 1;
+                    let (r4, d4) = p.fourth;
+                    if !filter
+                        || r4.is_nan()
+                        || grid.contains(&(
+                            (qt.t + r4 * qt.span).round() as i32,
+                            ((qt.l + d4) * 4.0).round() as i32,
+                        ))
+                    {
+                        hits.push(h);
+                    }
+                }
             }
         }
         let cands = invariant::vote(&hits);
         let te = Instant::now();
+        in_range_all += unfiltered;
+        kept_all += hits.len();
         let qpeaks: Vec<Peak> = triplets::select(&q.cands, window, 60)
             .iter()
             .map(|f| f.peak)
@@ -672,6 +722,10 @@ fn main() -> anyhow::Result<()> {
     report(&truth, &results, &names, true);
     let p50 = pct(&mut pair_ms, 0.5);
     println!("identity pair pass (all queries): p50 {p50:.2} ms");
+    println!(
+        "hits in the factor range {in_range_all}, kept by the fourth-peak filter {kept_all} ({:.1} %)",
+        100.0 * kept_all as f64 / in_range_all.max(1) as f64
+    );
     Ok(())
 }
 

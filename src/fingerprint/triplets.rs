@@ -96,6 +96,10 @@ pub struct Triplet {
     pub l: f32,
     /// Anchor → last target (frames).
     pub span: f32,
+    /// The anchor's strongest other target, as (frames after the anchor ÷ span, semitones above
+    /// it): invariant like the key, so an upload can check it is there too (a filter on chance
+    /// hits, measured in docs/EVASION.md). `None` when the anchor had no other target.
+    pub fourth: Option<(f32, f32)>,
 }
 
 /// An upload triplet before quantisation: the query probes cells around its coordinates.
@@ -165,14 +169,14 @@ pub fn select(peaks: &[FinePeak], window: usize, k: usize) -> Vec<FinePeak> {
         .collect()
 }
 
-/// Calls `f(anchor, target1, target2)` for every triplet of `peaks` (sorted by frame, bin) with
+/// Calls `f(anchor, target1, target2, all targets)` for every triplet of `peaks` (sorted by frame, bin) with
 /// `fan` targets per anchor in frames `dt.0..=dt.1` after it.
 fn combine(
     peaks: &[FinePeak],
     p: &TripletParams,
     fan: usize,
     dt: (u32, u32),
-    mut f: impl FnMut(&FinePeak, &FinePeak, &FinePeak),
+    mut f: impl FnMut(&FinePeak, &FinePeak, &FinePeak, &[&FinePeak]),
 ) {
     let mut targets: Vec<&FinePeak> = Vec::with_capacity(fan);
     for (i, a) in peaks.iter().enumerate() {
@@ -194,7 +198,7 @@ fn combine(
         for (x, t1) in targets.iter().enumerate() {
             for t2 in &targets[x + 1..] {
                 if t2.t - a.t >= p.min_span_frames {
-                    f(a, t1, t2);
+                    f(a, t1, t2, &targets);
                 }
             }
         }
@@ -227,15 +231,29 @@ pub fn key(cells: [i32; 4]) -> u32 {
 pub fn reference_triplets(peaks: &[FinePeak], p: &TripletParams, window: usize) -> Vec<Triplet> {
     let kept = select(peaks, window, p.reference_peaks);
     let mut out = Vec::new();
-    combine(&kept, p, p.reference_fan, p.zone_frames, |a, t1, t2| {
-        let c = cells(a, t1, t2, p);
-        out.push(Triplet {
-            key: key(c.map(|x| x.floor() as i32)),
-            t: a.t,
-            l: a.l,
-            span: t2.t - a.t,
-        });
-    });
+    combine(
+        &kept,
+        p,
+        p.reference_fan,
+        p.zone_frames,
+        |a, t1, t2, targets| {
+            let c = cells(a, t1, t2, p);
+            let span = t2.t - a.t;
+            // The strongest other target, where the edit would put it (see `Triplet::fourth`).
+            let fourth = targets
+                .iter()
+                .filter(|q| !std::ptr::eq(**q, t1) && !std::ptr::eq(**q, t2))
+                .max_by(|x, y| x.peak.salience.total_cmp(&y.peak.salience))
+                .map(|q| ((q.t - a.t) / span, q.l - a.l));
+            out.push(Triplet {
+                key: key(c.map(|x| x.floor() as i32)),
+                t: a.t,
+                l: a.l,
+                span,
+                fourth,
+            });
+        },
+    );
     out
 }
 
@@ -249,7 +267,7 @@ pub fn query_triplets(peaks: &[FinePeak], p: &TripletParams, window: usize) -> V
         (p.zone_frames.1 as f32 / lo).ceil() as u32,
     );
     let mut out = Vec::new();
-    combine(&kept, p, p.query_fan, dt, |a, t1, t2| {
+    combine(&kept, p, p.query_fan, dt, |a, t1, t2, _| {
         out.push(QueryTriplet {
             cells: cells(a, t1, t2, p),
             t: a.t,
@@ -414,6 +432,33 @@ mod tests {
             }
             let share = found.len() as f64 / stored.len() as f64;
             assert!(share > 0.6, "time {time} shift {shift}: {share:.2} found");
+            // A stored triplet's fourth peak, placed by the upload triplet's own span and
+            // anchor, lands on an upload peak (it is invariant like the key).
+            let (mut placed, mut landed) = (0, 0);
+            for q in &queries {
+                probes(q, &p, &mut keys);
+                for s in keys
+                    .iter()
+                    .flat_map(|k| by_key.get(k).into_iter().flatten())
+                {
+                    let Some((r4, d4)) = s.fourth else { continue };
+                    if (s.t - q.t * time).abs() >= 1.0
+                        || (s.span / q.span / time - 1.0).abs() >= 0.03
+                    {
+                        continue;
+                    }
+                    placed += 1;
+                    let (t4, l4) = (q.t + r4 * q.span, q.l + d4);
+                    landed += upload
+                        .iter()
+                        .any(|u| (u.t - t4).abs() <= 1.0 && (u.l - l4).abs() <= 0.25)
+                        as usize;
+                }
+            }
+            assert!(
+                landed as f64 > 0.9 * placed as f64 && placed > 500,
+                "time {time} shift {shift}: fourth peak landed {landed} / {placed}"
+            );
         }
     }
 }
