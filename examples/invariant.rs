@@ -5,6 +5,8 @@
 //! ```text
 //! cargo run --release --example invariant -- CORPUS_DIR [--distract N] [--cap N] [--limit N] [--cache DIR]
 //! ```
+//! `--quads` stores each triplet under its quad key (`Triplet::quad_key`) and probes with
+//! `triplets::quad_probes`; `--filter` keeps only hits whose stored fourth peak the upload has.
 //! `--set name=value` changes a field of `TripletParams` (repeatable); `--distract N` adds N time-reversed, transposed copies of every reference's peaks (a scale
 //! check: they can never truly match a forward upload); `--cap N` skips keys stored more than N
 //! times (default 300 × (1 + N)); `--limit N` keeps the first N ground-truth rows. Decoded,
@@ -121,7 +123,7 @@ fn fxhash(bytes: &[u8]) -> u64 {
 
 /// Postings by key, as one sorted array with each key's range (what a posting store reads per key).
 struct Index {
-    ranges: HashMap<u32, (u32, u32), BuildHasherDefault<Mul>>,
+    ranges: HashMap<u64, (u32, u32), BuildHasherDefault<Mul>>,
     postings: Vec<Posting>,
 }
 
@@ -148,7 +150,10 @@ impl Hasher for Mul {
         unreachable!("keys are u32")
     }
     fn write_u32(&mut self, k: u32) {
-        self.0 = (k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.write_u64(k as u64)
+    }
+    fn write_u64(&mut self, k: u64) {
+        self.0 = k.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
     fn finish(&self) -> u64 {
         self.0 ^ (self.0 >> 29)
@@ -165,25 +170,35 @@ struct Posting {
     fourth: (f32, f32),
 }
 
-fn build_index(refs: &[Vec<FinePeak>], p: &TripletParams, window: usize) -> Index {
+/// A stored triplet's key: the triplet key, or with `quads` its quad key (none without a fourth).
+fn stored_key(t: &triplets::Triplet, p: &TripletParams, quads: bool) -> Option<u64> {
+    match quads {
+        true => t.quad_key(p),
+        false => Some(t.key as u64),
+    }
+}
+
+fn build_index(refs: &[Vec<FinePeak>], p: &TripletParams, window: usize, quads: bool) -> Index {
     // Two passes (count, then place) so that a 10 000-reference index needs no sort buffer.
-    let mut ranges: HashMap<u32, (u32, u32), BuildHasherDefault<Mul>> = HashMap::default();
+    let mut ranges: HashMap<u64, (u32, u32), BuildHasherDefault<Mul>> = HashMap::default();
     for peaks in refs {
         for t in triplets::reference_triplets(peaks, p, window) {
-            ranges.entry(t.key).or_default().1 += 1;
+            if let Some(k) = stored_key(&t, p, quads) {
+                ranges.entry(k).or_default().1 += 1;
+            }
         }
     }
-    let mut keys: Vec<u32> = ranges.keys().copied().collect();
+    let mut keys: Vec<u64> = ranges.keys().copied().collect();
     keys.sort_unstable();
+    // Each key's range starts empty at its place and grows to its count as postings land.
     let mut total = 0u32;
     for k in keys {
         if let Some(r) = ranges.get_mut(&k) {
-            *r = (total, total + r.1);
-            total = r.1;
+            let count = r.1;
+            *r = (total, total);
+            total += count;
         }
     }
-    let mut fill: HashMap<u32, u32, BuildHasherDefault<Mul>> =
-        ranges.iter().map(|(&k, r)| (k, r.0)).collect();
     let empty = Posting {
         r: 0,
         t: 0.0,
@@ -194,15 +209,18 @@ fn build_index(refs: &[Vec<FinePeak>], p: &TripletParams, window: usize) -> Inde
     let mut postings = vec![empty; total as usize];
     for (r, peaks) in refs.iter().enumerate() {
         for t in triplets::reference_triplets(peaks, p, window) {
-            if let Some(slot) = fill.get_mut(&t.key) {
-                postings[*slot as usize] = Posting {
+            let Some(k) = stored_key(&t, p, quads) else {
+                continue;
+            };
+            if let Some(range) = ranges.get_mut(&k) {
+                postings[range.1 as usize] = Posting {
                     r: r as u32,
                     t: t.t,
                     l: t.l,
                     span: t.span,
                     fourth: t.fourth.unwrap_or((f32::NAN, f32::NAN)),
                 };
-                *slot += 1;
+                range.1 += 1;
             }
         }
     }
@@ -210,7 +228,7 @@ fn build_index(refs: &[Vec<FinePeak>], p: &TripletParams, window: usize) -> Inde
 }
 
 impl Index {
-    fn get(&self, key: u32) -> &[Posting] {
+    fn get(&self, key: u64) -> &[Posting] {
         match self.ranges.get(&key) {
             Some(&(a, z)) => &self.postings[a as usize..z as usize],
             None => &[],
@@ -391,6 +409,7 @@ fn set(tp: &mut TripletParams, kv: &str) -> anyhow::Result<()> {
         "band_semitones" => tp.band_semitones = v.parse()?,
         "probe_margin" => tp.probe_margin = v.parse()?,
         "min_span_frames" => tp.min_span_frames = v.parse()?,
+        "query_fourths" => tp.query_fourths = v.parse()?,
         _ => anyhow::bail!("unknown triplet parameter {k}"),
     }
     Ok(())
@@ -405,6 +424,7 @@ fn main() -> anyhow::Result<()> {
     let mut cap = None;
     let mut tp = TripletParams::default();
     let mut filter = false;
+    let mut quads = false;
     while let Some(a) = args.next() {
         let mut value = || {
             args.next()
@@ -416,6 +436,7 @@ fn main() -> anyhow::Result<()> {
             "--distract" => distract = value()?.parse()?,
             "--cap" => cap = Some(value()?.parse::<usize>()?),
             "--filter" => filter = true,
+            "--quads" => quads = true,
             "--set" => set(&mut tp, &value()?)?,
             _ => corpus = Some(PathBuf::from(a)),
         }
@@ -516,7 +537,7 @@ fn main() -> anyhow::Result<()> {
     }
     let hours = ref_secs / 3600.0;
     let t0 = Instant::now();
-    let index = build_index(&ref_cands, &tp, window);
+    let index = build_index(&ref_cands, &tp, window, quads);
     let build_s = t0.elapsed().as_secs_f64();
     let n_post = index.postings.len() as f64;
     let keys = index.ranges.len();
@@ -555,7 +576,8 @@ fn main() -> anyhow::Result<()> {
     let mut results = Vec::new();
     let mp = MatchParams::default();
     let edits = invariant::edits_resolved(&tp);
-    let mut keys = Vec::new();
+    let mut keys: Vec<u64> = Vec::new();
+    let mut tkeys: Vec<u32> = Vec::new();
     let mut hits = Vec::new();
     for (qi, t) in truth.iter().enumerate() {
         let q = load(&corpus.join(&t.file), &cache, &params)?;
@@ -579,7 +601,13 @@ fn main() -> anyhow::Result<()> {
             }
         }
         for qt in &tups {
-            triplets::probes(qt, &tp, &mut keys);
+            if quads {
+                triplets::quad_probes(qt, &tp, &mut keys, &mut tkeys);
+            } else {
+                triplets::probes(qt, &tp, &mut tkeys);
+                keys.clear();
+                keys.extend(tkeys.iter().map(|&k| k as u64));
+            }
             for &k in &keys {
                 lookups += 1;
                 let ps = index.get(k);

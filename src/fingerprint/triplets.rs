@@ -60,6 +60,9 @@ pub struct TripletParams {
     pub time_factors: (f32, f32),
     /// Pitch shifts searched, ± semitones.
     pub max_shift_semitones: f32,
+    /// An upload triplet's strongest other targets tried as a stored triplet's fourth peak
+    /// (quad keys only; at most [`QUERY_FOURTHS`]).
+    pub query_fourths: usize,
 }
 
 impl Default for TripletParams {
@@ -81,6 +84,7 @@ impl Default for TripletParams {
             probe_margin: 0.2,
             time_factors: (0.74, 1.36),
             max_shift_semitones: 6.0,
+            query_fourths: 3,
         }
     }
 }
@@ -113,7 +117,19 @@ pub struct QueryTriplet {
     pub l: f32,
     /// Anchor → last target (frames).
     pub span: f32,
+    /// Up to [`QUERY_FOURTHS`] of the anchor's other targets, strongest first, as (frames after
+    /// the anchor ÷ span, semitones above it): a stored triplet's fourth peak is usually one.
+    pub fourths: [(f32, f32); QUERY_FOURTHS],
+    /// How many of `fourths` are set.
+    pub n_fourths: usize,
 }
+
+/// Most other targets an upload triplet keeps as candidates for a stored triplet's fourth peak
+/// (quad keys; [`TripletParams::query_fourths`] of them are probed).
+pub const QUERY_FOURTHS: usize = 8;
+
+/// Cell width of ln(fourth peak's gap ÷ span) in quad keys.
+const FOURTH_LN_STEP: f32 = 0.5;
 
 /// Refines candidate peaks by a parabola through the whitened log power of each neighbour in
 /// frequency and in time. `first` is the absolute frame of `frames[0]`; peaks must lie in it.
@@ -267,12 +283,30 @@ pub fn query_triplets(peaks: &[FinePeak], p: &TripletParams, window: usize) -> V
         (p.zone_frames.1 as f32 / lo).ceil() as u32,
     );
     let mut out = Vec::new();
-    combine(&kept, p, p.query_fan, dt, |a, t1, t2, _| {
+    // (salience, gap ÷ span, semitones) of an anchor's other targets.
+    let mut others: Vec<(f32, f32, f32)> = Vec::new();
+    combine(&kept, p, p.query_fan, dt, |a, t1, t2, targets| {
+        let span = t2.t - a.t;
+        others.clear();
+        others.extend(
+            targets
+                .iter()
+                .filter(|q| !std::ptr::eq(**q, t1) && !std::ptr::eq(**q, t2))
+                .map(|q| (q.peak.salience, (q.t - a.t) / span, q.l - a.l)),
+        );
+        others.sort_by(|x, y| y.0.total_cmp(&x.0));
+        let mut fourths = [(0.0, 0.0); QUERY_FOURTHS];
+        let n_fourths = others.len().min(QUERY_FOURTHS).min(p.query_fourths);
+        for (f, o) in fourths.iter_mut().zip(&others) {
+            *f = (o.1, o.2);
+        }
         out.push(QueryTriplet {
             cells: cells(a, t1, t2, p),
             t: a.t,
             l: a.l,
-            span: t2.t - a.t,
+            span,
+            fourths,
+            n_fourths,
         });
     });
     out
@@ -313,6 +347,62 @@ pub fn probes(q: &QueryTriplet, p: &TripletParams, out: &mut Vec<u32>) {
     for s in &sets {
         for band in lo..=hi {
             out.push(key([s[0], s[1], s[2], band]));
+        }
+    }
+}
+
+/// The two cells a fourth peak adds to a quad key (unrounded).
+fn fourth_cells((r4, d4): (f32, f32), p: &TripletParams) -> [f32; 2] {
+    [r4.max(1e-3).ln() / FOURTH_LN_STEP, d4 / p.semitone_step]
+}
+
+/// A quad key: a triplet key and its fourth peak's two cells (8 bits each).
+fn quad_key(triplet: u32, fourth: [i32; 2]) -> u64 {
+    let field = |v: i32| (v + 128).clamp(0, 255) as u64;
+    ((triplet as u64) << 16) | (field(fourth[0]) << 8) | field(fourth[1])
+}
+
+impl Triplet {
+    /// The key with the fourth peak in it: ~11 more bits of selectivity, for indexes so large
+    /// that triplet keys are all crowded (docs/EVASION.md, session 11). `None` without a fourth.
+    pub fn quad_key(&self, p: &TripletParams) -> Option<u64> {
+        let c = fourth_cells(self.fourth?, p);
+        Some(quad_key(self.key, c.map(|x| x.floor() as i32)))
+    }
+}
+
+/// The quad keys an upload triplet looks up: each of its triplet probes with each of its
+/// `fourths`, near-edge cells probed on both sides as for the triplet's own cells.
+pub fn quad_probes(q: &QueryTriplet, p: &TripletParams, out: &mut Vec<u64>, keys: &mut Vec<u32>) {
+    out.clear();
+    probes(q, p, keys);
+    for &f in &q.fourths[..q.n_fourths] {
+        let c = fourth_cells(f, p);
+        let mut alts = [[0i32; 2]; 4];
+        let mut n = 1;
+        alts[0] = c.map(|x| x.floor() as i32);
+        for i in 0..2 {
+            let frac = c[i] - c[i].floor();
+            let alt = if frac < p.probe_margin {
+                -1
+            } else if frac > 1.0 - p.probe_margin {
+                1
+            } else {
+                0
+            };
+            if alt != 0 {
+                for j in 0..n {
+                    let mut a = alts[j];
+                    a[i] += alt;
+                    alts[n + j] = a;
+                }
+                n *= 2;
+            }
+        }
+        for &k in keys.iter() {
+            for a in &alts[..n] {
+                out.push(quad_key(k, *a));
+            }
         }
     }
 }
@@ -458,6 +548,33 @@ mod tests {
             assert!(
                 landed as f64 > 0.9 * placed as f64 && placed > 500,
                 "time {time} shift {shift}: fourth peak landed {landed} / {placed}"
+            );
+        }
+    }
+
+    /// Quad keys (a triplet and its fourth peak) are found again in an edited upload for most
+    /// stored triplets that have a fourth peak, like triplet keys but far more selective.
+    #[test]
+    fn edited_uploads_probe_most_quad_keys() {
+        let p = TripletParams::default();
+        let refs = constellation(1200, 11);
+        let stored = reference_triplets(&refs, &p, 31);
+        let quads: std::collections::HashSet<u64> =
+            stored.iter().filter_map(|t| t.quad_key(&p)).collect();
+        assert!(quads.len() > 1000, "{} quad keys", quads.len());
+        for (time, shift) in [(1.0, 0.0), (1.25, 0.0), (0.8, 2.0)] {
+            let upload = edited(&refs, time, shift);
+            let (mut out, mut scratch) = (Vec::new(), Vec::new());
+            let mut probed = std::collections::HashSet::new();
+            for q in query_triplets(&upload, &p, 31) {
+                quad_probes(&q, &p, &mut out, &mut scratch);
+                probed.extend(out.iter().copied());
+            }
+            let found = quads.iter().filter(|k| probed.contains(k)).count();
+            let share = found as f64 / quads.len() as f64;
+            assert!(
+                share > 0.4,
+                "time {time} shift {shift}: {share:.2} of quad keys probed"
             );
         }
     }
