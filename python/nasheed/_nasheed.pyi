@@ -33,8 +33,13 @@ class Match:
     pitch_cents: Optional[float]
     score: int
     confidence: float
+    evidence_json: Optional[str]
+    """The numbers behind the confidence (the ``evidence`` object), as JSON text."""
+    @property
+    def evidence(self) -> Optional[Dict[str, object]]:
+        """The numbers behind the confidence as a dict, or None for an unverified alignment."""
     def to_dict(self) -> Dict[str, object]:
-        """The match as the JSON contract's object (``pitch_cents`` only when present)."""
+        """The match as the JSON contract's object (``pitch_cents`` and ``evidence`` only when present)."""
 
 class Reference:
     """A stored reference: the fields of ``nasheed list --format json``."""

@@ -201,6 +201,9 @@ struct Match {
     score: u32,
     /// Probability that the alignment is not chance.
     confidence: f64,
+    /// The numbers behind the confidence (the contract's optional `evidence` object) as JSON
+    /// text; [`Match::evidence`] gives it as a dict.
+    evidence_json: Option<String>,
 }
 
 impl From<MatchRecord> for Match {
@@ -219,13 +222,27 @@ impl From<MatchRecord> for Match {
             pitch_cents: m.pitch_cents,
             score: m.score,
             confidence: m.confidence,
+            evidence_json: m
+                .evidence
+                .as_ref()
+                .and_then(|e| serde_json::to_string(e).ok()),
         }
     }
 }
 
 #[pymethods]
 impl Match {
-    /// The match as the JSON contract's object (`pitch_cents` only when present).
+    /// The numbers behind the confidence as a dict (the contract's `evidence` object), or
+    /// `None` for an unverified alignment.
+    #[getter]
+    fn evidence<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.evidence_json
+            .as_ref()
+            .map(|j| py.import("json")?.call_method1("loads", (j,)))
+            .transpose()
+    }
+
+    /// The match as the JSON contract's object (`pitch_cents` and `evidence` only when present).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         d.set_item("ref_id", self.ref_id)?;
@@ -243,6 +260,9 @@ impl Match {
         }
         d.set_item("score", self.score)?;
         d.set_item("confidence", self.confidence)?;
+        if let Some(e) = self.evidence(py)? {
+            d.set_item("evidence", e)?;
+        }
         Ok(d)
     }
 

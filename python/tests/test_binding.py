@@ -17,7 +17,7 @@ from conftest import CLIPS, REFS, REPO, cli_jsonl, corrupt_inputs, melody_wav, t
 
 MATCH_FIELDS = [
     "ref_id", "title", "ref_path", "ref_sha256", "meta", "query_start_s", "query_end_s",
-    "ref_start_s", "ref_end_s", "speed", "score", "confidence",
+    "ref_start_s", "ref_end_s", "speed", "score", "confidence", "evidence",
 ]
 
 
@@ -63,6 +63,9 @@ def test_match_is_typed_with_the_contract_fields(memory_index):
     [m] = memory_index.scan(CLIPS / "upload_a.mp4")
     assert list(m.to_dict()) == MATCH_FIELDS  # pitch_cents only when present
     assert isinstance(m.ref_id, int) and isinstance(m.confidence, float)
+    # The numbers behind the confidence, as the CLI's JSON gives them.
+    assert m.evidence["peaks_found"] <= m.evidence["peaks_checked"]
+    assert m.evidence == json.loads(m.evidence_json)
     assert m.title == "song102" and m.pitch_cents is None
     assert m.ref_sha256 == hashlib.sha256((REFS / "song102.ogg").read_bytes()).hexdigest()
     assert 12.5 < m.ref_start_s < 12.7 and m.speed == 1.0
