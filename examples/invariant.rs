@@ -5,6 +5,9 @@
 //! ```text
 //! cargo run --release --example invariant -- CORPUS_DIR [--distract N] [--cap N] [--limit N] [--cache DIR]
 //! ```
+//! `--stretch` also scales each distractor copy's log-frequency intervals by its own factor in
+//! [0.80, 1.25] (transposed copies alone share their intervals, so for pitch-invariant keys they
+//! are one recording many times over).
 //! `--quads` stores each triplet under its quad key (`Triplet::quad_key`) and probes with
 //! `triplets::quad_probes`; `--filter` keeps only hits whose stored fourth peak the upload has.
 //! `--set name=value` changes a field of `TripletParams` (repeatable); `--distract N` adds N time-reversed, transposed copies of every reference's peaks (a scale
@@ -35,7 +38,7 @@ use nasheed::fingerprint::{
 use nasheed::ids::TrackId;
 use nasheed::matching::invariant::{self, Candidate};
 use nasheed::matching::verify::{verify_candidates, QueryPeaks};
-use nasheed::matching::{Line, Match, MatchParams, References};
+use nasheed::matching::{Match, MatchParams, References};
 
 fn decode(path: &Path) -> anyhow::Result<Vec<f32>> {
     let mut src = SymphoniaSource::open(path)?;
@@ -425,6 +428,7 @@ fn main() -> anyhow::Result<()> {
     let mut tp = TripletParams::default();
     let mut filter = false;
     let mut quads = false;
+    let mut stretch = false;
     while let Some(a) = args.next() {
         let mut value = || {
             args.next()
@@ -437,6 +441,7 @@ fn main() -> anyhow::Result<()> {
             "--cap" => cap = Some(value()?.parse::<usize>()?),
             "--filter" => filter = true,
             "--quads" => quads = true,
+            "--stretch" => stretch = true,
             "--set" => set(&mut tp, &value()?)?,
             _ => corpus = Some(PathBuf::from(a)),
         }
@@ -505,6 +510,11 @@ fn main() -> anyhow::Result<()> {
         .iter()
         .map(|c| triplets::select(c, window, params.verify_peaks_per_window))
         .collect();
+    // Interval factors in [0.80, 1.25] spread by the golden ratio, or 1 without `--stretch`.
+    let stretch_of = |copy: usize| match stretch {
+        true => 0.8 + 0.45 * ((copy as f32 + 1.0) * 0.618_034).fract(),
+        false => 1.0,
+    };
     for copy in 0..distract {
         let shift = [
             0.0f32, 1.5, -2.5, 3.5, -4.5, 5.5, -6.5, 7.5, -8.5, 9.5, -10.5, 11.5,
@@ -515,7 +525,10 @@ fn main() -> anyhow::Result<()> {
             let mut c: Vec<FinePeak> = stored[r]
                 .iter()
                 .filter_map(|p| {
-                    let l = p.l + shift;
+                    // `--stretch`: intervals scaled about the band's middle (72 semitones =
+                    // bin 64), another factor per copy, so that copies differ in what
+                    // pitch-invariant keys see (a transposed copy has the same intervals).
+                    let l = 72.0 + (p.l - 72.0) * stretch_of(copy) + shift;
                     let b = 2f32.powf(l / 12.0).round();
                     (b >= params.bins.0 as f32 && b < params.bins.1 as f32).then_some(FinePeak {
                         peak: Peak {
@@ -575,7 +588,6 @@ fn main() -> anyhow::Result<()> {
 
     let mut results = Vec::new();
     let mp = MatchParams::default();
-    let edits = invariant::edits_resolved(&tp);
     let mut keys: Vec<u64> = Vec::new();
     let mut tkeys: Vec<u32> = Vec::new();
     let mut hits = Vec::new();
@@ -647,10 +659,6 @@ fn main() -> anyhow::Result<()> {
         let mut touched_refs: Vec<u32> = hits.iter().map(|h| h.reference).collect();
         touched_refs.sort_unstable();
         touched_refs.dedup();
-        let per_edit: f64 = touched_refs
-            .iter()
-            .map(|&r| ((ref_frames[r as usize] + q.frames) as f64 / 3.0).max(1.0))
-            .sum();
         let top: Vec<Candidate> = cands
             .iter()
             .take(5)
@@ -658,21 +666,7 @@ fn main() -> anyhow::Result<()> {
             .collect();
         let ms: Vec<Match> = top
             .iter()
-            .map(|c| Match {
-                track: TrackId(c.reference as i64),
-                query_frames: (
-                    c.query_span.0.max(0.0) as u32,
-                    c.query_span.1.max(0.0) as u32,
-                ),
-                offset: c.line.intercept.round() as i64,
-                warp: c.warp(),
-                score: c.score,
-                rival: 0,
-                rival_offset: None,
-                verification: None,
-                confidence: 0.0,
-                line: Line { ..c.line },
-            })
+            .map(|c| c.to_match(TrackId(c.reference as i64)))
             .collect();
         let pick = |ok: Vec<Match>| {
             ok.into_iter()
@@ -690,7 +684,11 @@ fn main() -> anyhow::Result<()> {
                     ))
                 })
         };
-        let tri_trials = (per_edit * edits).max(1.0);
+        let tri_trials = invariant::alignments_searched(
+            touched_refs.iter().map(|&r| ref_frames[r as usize]),
+            q.frames,
+            &tp,
+        );
         let Ok(tri) = verify_candidates(&refs_v, &qpk, ms, tri_trials, &mp);
         let ms_verify = te.elapsed().as_secs_f64() * 1e3;
         // The identity pass over pair hashes, as the engine runs it with one warp.

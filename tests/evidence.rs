@@ -276,6 +276,22 @@ fn scan_json(db: &Path, file: &Path) -> Value {
     all[0].clone()
 }
 
+/// Runs `explain FILE [extra...] --out PAGE`, which must succeed, and returns the page.
+fn explain(db: &Path, file: &Path, page: &Path, extra: &[&str]) -> String {
+    let (file, out_page) = (file.display().to_string(), page.display().to_string());
+    let mut args = vec!["explain", file.as_str()];
+    args.extend_from_slice(extra);
+    args.extend(["--out", out_page.as_str()]);
+    let out = run(db, &args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{file}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(page).unwrap()
+}
+
 #[test]
 fn reports_for_five_clips_render_and_carry_the_scans_numbers() {
     let s = Scratch::new("evidence-five");
@@ -300,22 +316,7 @@ fn reports_for_five_clips_render_and_carry_the_scans_numbers() {
     std::fs::create_dir_all(&shots).unwrap();
     for (name, file, title) in clips(&s) {
         let page = s.path(&format!("{name}.html"));
-        let out = run(
-            &s.db(),
-            &[
-                "explain",
-                &file.display().to_string(),
-                "--out",
-                &page.display().to_string(),
-            ],
-        );
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let html = std::fs::read_to_string(&page).unwrap();
+        let html = explain(&s.db(), &file, &page, &[]);
         assert!(html.len() < 1_000_000, "{name}: {} bytes", html.len());
         assert!(
             !html.contains("<img src=x"),
@@ -390,22 +391,7 @@ fn the_drawn_alignment_of_a_sped_up_clip_is_where_the_edit_put_it() {
         .find(|(n, _, _)| *n == "sped_up")
         .unwrap();
     let page = s.path("sped.html");
-    let out = run(
-        &s.db(),
-        &[
-            "explain",
-            &file.display().to_string(),
-            "--out",
-            &page.display().to_string(),
-        ],
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let data = embedded(&std::fs::read_to_string(&page).unwrap());
+    let data = embedded(&explain(&s.db(), &file, &page, &[]));
     let item = &data["items"][0];
     let m = &item["record"];
     let speed = m["speed"].as_f64().unwrap();
@@ -529,24 +515,7 @@ fn scan_evidence_writes_one_report_per_matched_upload_named_by_its_sha256() {
     let prefix = &other["sha256"].as_str().unwrap()[..12];
     let a = clips.join("upload_a.mp4");
     let page = s.path("why-not.html");
-    let out = run(
-        &s.db(),
-        &[
-            "explain",
-            &a.display().to_string(),
-            "--ref",
-            prefix,
-            "--out",
-            &page.display().to_string(),
-        ],
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let data = embedded(&std::fs::read_to_string(&page).unwrap());
+    let data = embedded(&explain(&s.db(), &a, &page, &["--ref", prefix]));
     assert_eq!(data["matched"], false);
     // song102's alignment covers the clip: song101's best is searched for alone.
     let items = data["items"].as_array().unwrap();

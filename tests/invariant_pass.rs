@@ -97,30 +97,16 @@ fn best_match(refs: &Refs, upload: &[f32]) -> Option<(u32, f64, f64, f64)> {
     let mut touched: Vec<u32> = hits.iter().map(|h| h.reference).collect();
     touched.sort_unstable();
     touched.dedup();
-    let per_edit: f64 = touched
-        .iter()
-        .map(|&r| (refs.frames[r as usize] + frames) as f64 / 3.0)
-        .sum();
-    let trials = (per_edit * invariant::edits_resolved(&tp)).max(1.0);
+    let trials = invariant::alignments_searched(
+        touched.iter().map(|&r| refs.frames[r as usize]),
+        frames,
+        &tp,
+    );
     let cands: Vec<Match> = invariant::vote(&hits)
         .iter()
         .take(5)
         .map(|c| invariant::fine_pass(c, &query, &refs.peaks[c.reference as usize]))
-        .map(|c| Match {
-            track: TrackId(c.reference as i64),
-            query_frames: (
-                c.query_span.0.max(0.0) as u32,
-                c.query_span.1.max(0.0) as u32,
-            ),
-            offset: c.line.intercept.round() as i64,
-            warp: c.warp(),
-            score: c.score,
-            rival: 0,
-            rival_offset: None,
-            verification: None,
-            confidence: 0.0,
-            line: c.line,
-        })
+        .map(|c| c.to_match(TrackId(c.reference as i64)))
         .collect();
     let Ok(verified) = verify_candidates(refs, &query, cands, trials, &MatchParams::default());
     let m = verified

@@ -13,9 +13,10 @@
 //! caller, who also maps them back.
 
 use super::verify::QueryPeaks;
-use super::Line;
+use super::{Line, Match};
 use crate::fingerprint::triplets::{QueryTriplet, TripletParams};
 use crate::fingerprint::{Peak, Warp};
+use crate::ids::TrackId;
 
 /// One upload triplet found in a reference.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -68,6 +69,26 @@ pub struct Candidate {
 }
 
 impl Candidate {
+    /// The candidate as an unverified match on `track` (the caller's id for `reference`), for
+    /// [`super::verify::verify_candidates`].
+    pub fn to_match(&self, track: TrackId) -> Match {
+        Match {
+            track,
+            query_frames: (
+                self.query_span.0.max(0.0) as u32,
+                self.query_span.1.max(0.0) as u32,
+            ),
+            offset: self.line.intercept.round() as i64,
+            warp: self.warp(),
+            score: self.score,
+            rival: 0,
+            rival_offset: None,
+            verification: None,
+            confidence: 0.0,
+            line: self.line,
+        }
+    }
+
     /// The edit as a warp (time factor, frequency factor).
     pub fn warp(&self) -> Warp {
         Warp {
@@ -307,6 +328,20 @@ pub fn fine_pass(c: &Candidate, query: &QueryPeaks, reference: &[Peak]) -> Candi
         }
     }
     best.1
+}
+
+/// Alignments the pass searched, for the confidence: every offset window (3 frames) of every
+/// reference a hit touched (`ref_frames`: their lengths), under every edit it resolves.
+pub fn alignments_searched(
+    ref_frames: impl IntoIterator<Item = u32>,
+    query_frames: u32,
+    p: &TripletParams,
+) -> f64 {
+    let offsets: f64 = ref_frames
+        .into_iter()
+        .map(|f| ((f + query_frames) as f64 / 3.0).max(1.0))
+        .sum();
+    (offsets * edits_resolved(p)).max(1.0)
 }
 
 /// The distinct edits the pass can tell apart (time factor to 0.5 %, pitch to 10 cents) over
