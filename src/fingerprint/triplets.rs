@@ -13,6 +13,10 @@
 //! 216 cents wide), so peaks are first refined to sub-bin, sub-frame positions ([`refine`]).
 //! References take few targets per anchor and queries many, with a zone widened by the time
 //! factors searched, so a reference's triplets are nearly a subset of an edited upload's.
+//!
+//! A triplet's key has about 20 bits of invariant information, which some 900 hours of music
+//! fill; [`Triplet::quad_key`] adds a fourth peak (the anchor's strongest other target) for
+//! larger indexes, at some cost in recall (docs/EVASION.md, session 11).
 
 use super::peaks::{select_peaks, Peak};
 use super::spectrogram::Frame;
