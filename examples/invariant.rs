@@ -130,33 +130,21 @@ struct Index {
     postings: Vec<Posting>,
 }
 
-/// A hasher for the upload's peak grid.
-#[derive(Default)]
-struct Mul2(u64);
-impl Hasher for Mul2 {
-    fn write(&mut self, _: &[u8]) {
-        unreachable!("cells are i32 pairs")
-    }
-    fn write_i32(&mut self, v: i32) {
-        self.0 = (self.0.rotate_left(29) ^ v as u32 as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-    fn finish(&self) -> u64 {
-        self.0 ^ (self.0 >> 31)
-    }
-}
-
-/// A multiplicative hasher for the keys (process-made integers).
+/// A multiplicative hasher for the keys and the upload's peak grid (process-made integers).
 #[derive(Default)]
 struct Mul(u64);
 impl Hasher for Mul {
     fn write(&mut self, _: &[u8]) {
-        unreachable!("keys are u32")
+        unreachable!("keys are integers")
+    }
+    fn write_i32(&mut self, k: i32) {
+        self.write_u64(k as u32 as u64)
     }
     fn write_u32(&mut self, k: u32) {
         self.write_u64(k as u64)
     }
     fn write_u64(&mut self, k: u64) {
-        self.0 = k.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = (self.0.rotate_left(29) ^ k).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
     fn finish(&self) -> u64 {
         self.0 ^ (self.0 >> 29)
@@ -600,7 +588,7 @@ fn main() -> anyhow::Result<()> {
         hits.clear();
         // The upload's peaks on a (frame, quarter-semitone) grid, each filling its neighbours:
         // where a stored triplet's fourth peak must be for a hit to count (`--filter`).
-        let mut grid: std::collections::HashSet<(i32, i32), BuildHasherDefault<Mul2>> =
+        let mut grid: std::collections::HashSet<(i32, i32), BuildHasherDefault<Mul>> =
             Default::default();
         if filter {
             for f in triplets::select(&q.cands, window, 60) {

@@ -74,19 +74,29 @@ fn time_range(item: &Item) -> Range<f64> {
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 
+/// A panel's chart builder: its caption and the label areas every panel shares.
+fn panel<'a, 'b>(
+    area: &'a Area<'b>,
+    caption: impl AsRef<str>,
+) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .caption(caption, (FONT, 16))
+        .margin(8)
+        .x_label_area_size(32)
+        .y_label_area_size(56);
+    builder
+}
+
 /// Panel 1: the upload's spectrogram (grey) with its aligned peaks (green circles) and its
 /// other peaks (small dark dots).
 fn upload_panel(area: &Area<'_>, item: &Item) -> anyhow::Result<()> {
-    let mut chart = ChartBuilder::on(area)
-        .caption(
-            "Upload: spectrogram and peaks (green circle: a peak the reference also has)",
-            (FONT, 16),
-        )
-        .margin(8)
-        .x_label_area_size(32)
-        .y_label_area_size(56)
-        .build_cartesian_2d(time_range(item), HZ)
-        .map_err(drawing)?;
+    let mut chart = panel(
+        area,
+        "Upload: spectrogram and peaks (green circle: a peak the reference also has)",
+    )
+    .build_cartesian_2d(time_range(item), HZ)
+    .map_err(drawing)?;
     chart
         .configure_mesh()
         .disable_mesh()
@@ -133,16 +143,12 @@ fn upload_panel(area: &Area<'_>, item: &Item) -> anyhow::Result<()> {
 /// Panel 2: the reference's stored peaks placed in the upload's time and frequency under the
 /// alignment: found (green triangles) or missing (vermillion crosses).
 fn reference_panel(area: &Area<'_>, item: &Item) -> anyhow::Result<()> {
-    let mut chart = ChartBuilder::on(area)
-        .caption(
-            "Reference: its stored peaks, moved into the upload's time and frequency",
-            (FONT, 16),
-        )
-        .margin(8)
-        .x_label_area_size(32)
-        .y_label_area_size(56)
-        .build_cartesian_2d(time_range(item), HZ)
-        .map_err(drawing)?;
+    let mut chart = panel(
+        area,
+        "Reference: its stored peaks, moved into the upload's time and frequency",
+    )
+    .build_cartesian_2d(time_range(item), HZ)
+    .map_err(drawing)?;
     chart
         .configure_mesh()
         .light_line_style(RGBColor(0xEE, 0xEE, 0xEE))
@@ -184,19 +190,15 @@ fn alignment_panel(area: &Area<'_>, item: &Item) -> anyhow::Result<()> {
     let ys = item.peaks.iter().map(|p| p.ref_s);
     let lo = ys.clone().fold(at(x.start), f64::min);
     let hi = ys.fold(at(x.end), f64::max);
-    let mut chart = ChartBuilder::on(area)
-        .caption(
-            format!(
-                "Alignment: reference time against upload time (line: speed {})",
-                m.speed
-            ),
-            (FONT, 16),
-        )
-        .margin(8)
-        .x_label_area_size(32)
-        .y_label_area_size(56)
-        .build_cartesian_2d(x.clone(), lo..hi.max(lo + 0.1))
-        .map_err(drawing)?;
+    let mut chart = panel(
+        area,
+        format!(
+            "Alignment: reference time against upload time (line: speed {})",
+            m.speed
+        ),
+    )
+    .build_cartesian_2d(x.clone(), lo..hi.max(lo + 0.1))
+    .map_err(drawing)?;
     chart
         .configure_mesh()
         .light_line_style(RGBColor(0xEE, 0xEE, 0xEE))
@@ -245,16 +247,12 @@ fn timeline_panel(area: &Area<'_>, item: &Item, duration_s: f64) -> anyhow::Resu
         .max()
         .unwrap_or(0)
         .max(1) as f64;
-    let mut chart = ChartBuilder::on(area)
-        .caption(
-            "Timeline of the whole upload: reference peaks aligned per step",
-            (FONT, 16),
-        )
-        .margin(8)
-        .x_label_area_size(32)
-        .y_label_area_size(56)
-        .build_cartesian_2d(0.0..duration_s.max(0.1), 0.0..top * 1.9)
-        .map_err(drawing)?;
+    let mut chart = panel(
+        area,
+        "Timeline of the whole upload: reference peaks aligned per step",
+    )
+    .build_cartesian_2d(0.0..duration_s.max(0.1), 0.0..top * 1.9)
+    .map_err(drawing)?;
     chart
         .configure_mesh()
         .disable_mesh()
