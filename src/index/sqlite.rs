@@ -157,6 +157,31 @@ fn migrate(conn: &mut Connection, params_id: &str) -> Result<()> {
     Ok(())
 }
 
+/// How long a statement waits for another process's lock before giving up.
+const BUSY_WAIT: Duration = Duration::from_secs(60);
+
+/// Puts the file in WAL mode, waiting for other processes as every other statement does.
+/// SQLite's switch reads the header in a read transaction and then upgrades it to a write, and
+/// an upgrade that meets another writer fails at once, busy timeout or not (two indexers
+/// opening one new file together hit it). So the switch is retried here, within [`BUSY_WAIT`].
+fn switch_to_wal(conn: &Connection) -> Result<()> {
+    let start = std::time::Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        // journal_mode returns a row; WAL is not available for in-memory databases ("memory").
+        match conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0)) {
+            Ok(_mode) => return Ok(()),
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::DatabaseBusy && start.elapsed() < BUSY_WAIT =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
     conn: Connection,
@@ -243,7 +268,7 @@ impl SqliteStore {
         params_id: Option<&str>,
         access: Access,
     ) -> Result<Self> {
-        conn.busy_timeout(Duration::from_secs(60))?;
+        conn.busy_timeout(BUSY_WAIT)?;
         // Who the file belongs to is settled first: nothing below may touch another program's.
         let kind = identify(&conn).map_err(|e| {
             if sqlite_code(&e) == Some(rusqlite::ErrorCode::NotADatabase) {
@@ -280,8 +305,7 @@ impl SqliteStore {
             // The schema first, then WAL: a new file switched to WAL before it has a first page
             // can be seen by a second process as empty and set up again.
             migrate(&mut conn, params_id.unwrap_or_default())?;
-            // journal_mode returns a row; WAL is not available for in-memory databases ("memory").
-            let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+            switch_to_wal(&conn)?;
             conn.execute_batch("PRAGMA synchronous=NORMAL;")?;
         }
         conn.execute_batch("PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;")?;
@@ -882,7 +906,9 @@ impl Store for SqliteStore {
     }
 
     fn remove(&mut self, id: TrackId) -> Result<bool> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let n = tx.execute(&format!("DELETE FROM {TRACKS} WHERE id = ?1"), [id.0])?;
         tx.execute(&format!("DELETE FROM {HASHES} WHERE track = ?1"), [id.0])?;
         tx.execute(&format!("DELETE FROM {PEAKS} WHERE track = ?1"), [id.0])?;
@@ -1194,6 +1220,28 @@ mod tests {
             SqliteStore::open_existing(&dir.join("none.db"), "one"),
             Err(IndexError::Missing(_))
         ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A new file set up by another process but not yet in WAL mode, whose writer still holds
+    /// its lock: opening it waits for the writer instead of failing at once (SQLite's switch to
+    /// WAL upgrades a read to a write, which the busy timeout does not cover).
+    #[test]
+    fn opening_waits_for_another_writer_during_the_switch_to_wal() {
+        let dir = std::env::temp_dir().join(format!("nasheed-sqlite-wal-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("x.db");
+        let _ = std::fs::remove_file(&path);
+        let mut first = Connection::open(&path).unwrap();
+        migrate(&mut first, "one").unwrap();
+        first.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let opened = std::thread::scope(|s| {
+            let opener = s.spawn(|| SqliteStore::open(&path, "one").map(|_| ()));
+            std::thread::sleep(Duration::from_millis(300));
+            first.execute_batch("COMMIT").unwrap();
+            opener.join().unwrap()
+        });
+        assert!(opened.is_ok(), "{:?}", opened.err().map(|e| e.to_string()));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
