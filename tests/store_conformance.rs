@@ -44,6 +44,7 @@ fn prints(seed: u32, n: u32) -> Prints {
             frame: i * 7 + seed,
             bin: (10 + i * 3) as u16,
             salience: 0.0,
+            sub: [0, 0],
         })
         .collect();
     Prints { landmarks, peaks }

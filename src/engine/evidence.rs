@@ -680,6 +680,20 @@ impl matching::References for Alone<'_> {
         })
     }
 
+    fn lookup_triplets(
+        &self,
+        keys: &[u32],
+        cap: usize,
+        hit: &mut dyn FnMut(TrackId, crate::fingerprint::triplets::StoredTriplet),
+    ) -> std::result::Result<(), Self::Error> {
+        let track = self.track;
+        self.scanner.lookup_triplets(keys, cap, &mut |t, s| {
+            if t == track {
+                hit(t, s)
+            }
+        })
+    }
+
     fn peaks(&self, track: TrackId) -> std::result::Result<Vec<Peak>, Self::Error> {
         self.scanner.peaks(track)
     }
@@ -777,6 +791,7 @@ mod tests {
             frame,
             bin,
             salience: 1.0,
+            sub: [0, 0],
         };
         let peaks = vec![p(9, 50), p(10, 52), p(11, 40), p(12, 51)];
         assert_eq!(nearest(&peaks, 10.0, 51.0), Some(1));

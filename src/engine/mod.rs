@@ -424,6 +424,15 @@ impl matching::References for Scanner<'_> {
         self.store.lookup(hashes, hit)
     }
 
+    fn lookup_triplets(
+        &self,
+        keys: &[u32],
+        cap: usize,
+        hit: &mut dyn FnMut(TrackId, crate::fingerprint::triplets::StoredTriplet),
+    ) -> std::result::Result<(), IndexError> {
+        self.store.lookup_triplets(keys, cap, hit)
+    }
+
     fn peaks(
         &self,
         track: TrackId,

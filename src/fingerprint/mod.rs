@@ -159,8 +159,16 @@ impl Fingerprinter {
             }
             Side::Query => kept,
         };
+        let first = out.peaks.len();
         out.peaks
             .extend(stored.iter().filter(|k| range.contains(&k.frame)));
+        let emitted = &mut out.peaks[first..];
+        // Refined and with salience as an index keeps it: triplets are derived from stored
+        // peaks, and must come out the same from a fresh fingerprint as from a stored one.
+        triplets::refine(frames, self.base, emitted);
+        for p in emitted.iter_mut() {
+            p.salience = peaks::stored_salience(p.salience) as f32 / 8.0;
+        }
         self.done = end;
         let keep_from = end.saturating_sub(p.context_before() as u32).max(self.base);
         self.frames.drain(..(keep_from - self.base) as usize);
@@ -205,6 +213,7 @@ pub fn warped_landmarks(
                 frame: frame as u32,
                 bin: bin as u16,
                 salience: p.salience,
+                sub: [0, 0],
             })
         })
         .collect();

@@ -532,6 +532,15 @@ impl Store for PostgresStore {
         Ok(rows.iter().map(|r| TrackId(r.get(0))).collect())
     }
 
+    fn lookup_triplets(
+        &self,
+        _keys: &[u32],
+        _cap: usize,
+        _hit: &mut dyn FnMut(TrackId, crate::fingerprint::triplets::StoredTriplet),
+    ) -> Result<()> {
+        Err(IndexError::Backend("PG_TRIPLETS_NOT_YET".into()))
+    }
+
     fn lookup(&self, hashes: &[u32], hit: &mut dyn FnMut(u32, TrackId, u32)) -> Result<()> {
         if hashes.is_empty() {
             return Ok(());

@@ -23,6 +23,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use super::{IndexError, Metadata, NewTrack, Result, Stats, Store, TrackId, TrackInfo};
 use std::collections::{HashMap, HashSet};
 
+use crate::fingerprint::triplets::StoredTriplet;
 use crate::fingerprint::{Landmark, Peak, Prints};
 
 const TRACKS: &str = "tracks";
@@ -30,6 +31,7 @@ const HASHES: &str = "hashes";
 const META: &str = "meta";
 const PEAKS: &str = "peaks";
 const POSTINGS: &str = "postings";
+const TRIPLETS: &str = "triplets";
 
 /// Rows in `hashes` below which a writer never merges on its own (a small index stays as rows
 /// until `compact`; merging is worth it where lookups step through many rows).
@@ -65,6 +67,14 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE peaks (track INTEGER PRIMARY KEY, data BLOB NOT NULL);",
     // 2: posting blobs, one row per hash (see the module docs); `hashes` keeps recent tracks.
     "CREATE TABLE postings (hash INTEGER PRIMARY KEY, data BLOB NOT NULL);",
+    // 3: triplets (derived from the peaks, see `index::triplets_of`); `shape` = l << 16 | span.
+    "CREATE TABLE triplets (
+        key INTEGER NOT NULL,
+        track INTEGER NOT NULL,
+        t INTEGER NOT NULL,
+        shape INTEGER NOT NULL,
+        PRIMARY KEY (key, track, t, shape)
+     ) WITHOUT ROWID;",
 ];
 
 /// Schema version this build writes and reads (`PRAGMA user_version` after all migrations).
@@ -301,6 +311,24 @@ impl SqliteStore {
                 supported,
             });
         }
+        // Another build's index is refused before anything is written to it (not even a
+        // migration: that build may still want to open it).
+        if let (FileKind::Nasheed, Some(current)) = (&kind, params_id) {
+            let stored: Option<String> = conn
+                .query_row(
+                    &format!("SELECT value FROM {META} WHERE key = 'params_id'"),
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(stored) = stored.filter(|s| s != current) {
+                return Err(IndexError::ParamsMismatch {
+                    path: path.to_path_buf(),
+                    stored,
+                    current: current.to_string(),
+                });
+            }
+        }
         if access != Access::Read {
             // The schema first, then WAL: a new file switched to WAL before it has a first page
             // can be seen by a second process as empty and set up again.
@@ -385,7 +413,7 @@ impl SqliteStore {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        for table in [TRACKS, HASHES, PEAKS] {
+        for table in [TRACKS, HASHES, PEAKS, TRIPLETS] {
             tx.execute(&format!("DELETE FROM {table}"), [])?;
         }
         if self.blobs {
@@ -553,7 +581,18 @@ fn insert_track_as(
         &format!("INSERT INTO {PEAKS} (track, data) VALUES (?1, ?2)"),
         params![id, super::encode_peaks(&prints.peaks)],
     )?;
+    let mut ins = tx.prepare_cached(&format!(
+        "INSERT OR IGNORE INTO {TRIPLETS} (key, track, t, shape) VALUES (?1, ?2, ?3, ?4)"
+    ))?;
+    for tr in super::triplets_of(prints) {
+        ins.execute(params![tr.key, id, tr.t, shape(&tr)])?;
+    }
     Ok(TrackId(id))
+}
+
+/// A triplet's anchor frequency and span in one column.
+fn shape(t: &StoredTriplet) -> i64 {
+    ((t.l as i64) << 16) | t.span as i64
 }
 
 /// Column `i` of `r` as a blob, borrowed.
@@ -887,6 +926,60 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn lookup_triplets(
+        &self,
+        keys: &[u32],
+        cap: usize,
+        hit: &mut dyn FnMut(TrackId, StoredTriplet),
+    ) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let marks = vec!["?"; LOOKUP_BATCH].join(",");
+        let sql = format!(
+            "SELECT key, track, t, shape FROM {TRIPLETS} WHERE key IN ({marks}) ORDER BY key"
+        );
+        let tx = self.conn.unchecked_transaction()?;
+        {
+            let mut st = tx.prepare_cached(&sql)?;
+            let mut batch = [0u32; LOOKUP_BATCH];
+            let mut group: Vec<(TrackId, StoredTriplet)> = Vec::new();
+            let mut flush = |group: &mut Vec<(TrackId, StoredTriplet)>| {
+                if group.len() <= cap {
+                    for &(track, t) in group.iter() {
+                        hit(track, t);
+                    }
+                }
+                group.clear();
+            };
+            for chunk in keys.chunks(LOOKUP_BATCH) {
+                batch[..chunk.len()].copy_from_slice(chunk);
+                let last = chunk[chunk.len() - 1];
+                batch[chunk.len()..].fill(last);
+                let mut rows = st.query(rusqlite::params_from_iter(batch.iter()))?;
+                while let Some(r) = rows.next()? {
+                    let key: u32 = r.get(0)?;
+                    if group.first().is_some_and(|g| g.1.key != key) {
+                        flush(&mut group);
+                    }
+                    let shape: i64 = r.get(3)?;
+                    group.push((
+                        TrackId(r.get(1)?),
+                        StoredTriplet {
+                            key,
+                            t: r.get(2)?,
+                            l: (shape >> 16) as u16,
+                            span: shape as u16,
+                        },
+                    ));
+                }
+                flush(&mut group);
+            }
+        }
+        tx.finish()?;
+        Ok(())
+    }
+
     fn track(&self, id: TrackId) -> Result<Option<TrackInfo>> {
         let mut st = self.conn.prepare_cached(&format!(
             "SELECT {TRACK_COLUMNS} FROM {TRACKS} WHERE id = ?1"
@@ -912,6 +1005,7 @@ impl Store for SqliteStore {
         let n = tx.execute(&format!("DELETE FROM {TRACKS} WHERE id = ?1"), [id.0])?;
         tx.execute(&format!("DELETE FROM {HASHES} WHERE track = ?1"), [id.0])?;
         tx.execute(&format!("DELETE FROM {PEAKS} WHERE track = ?1"), [id.0])?;
+        tx.execute(&format!("DELETE FROM {TRIPLETS} WHERE track = ?1"), [id.0])?;
         if self.blobs && n > 0 {
             remove_from_blobs(&tx, id.0)?;
         }
@@ -997,6 +1091,7 @@ mod tests {
                     frame,
                     bin: h as u16,
                     salience: 0.0,
+                    sub: [0, 0],
                 })
                 .collect(),
         }

@@ -16,6 +16,7 @@ pub mod verify;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
+use crate::fingerprint::triplets::StoredTriplet;
 use crate::fingerprint::{warped_landmarks, FingerprintParams, Landmark, Peak, Prints, Warp};
 use crate::ids::TrackId;
 pub use verify::Verification;
@@ -31,6 +32,14 @@ pub trait References {
         &self,
         hashes: &[u32],
         hit: &mut dyn FnMut(u32, TrackId, u32),
+    ) -> Result<(), Self::Error>;
+    /// Calls `hit(track, triplet)` for every stored triplet under each of `keys`, skipping keys
+    /// stored more than `cap` times.
+    fn lookup_triplets(
+        &self,
+        keys: &[u32],
+        cap: usize,
+        hit: &mut dyn FnMut(TrackId, StoredTriplet),
     ) -> Result<(), Self::Error>;
     /// A reference's stored peaks, sorted by (frame, bin).
     fn peaks(&self, track: TrackId) -> Result<Vec<Peak>, Self::Error>;

@@ -426,6 +426,7 @@ mod tests {
                 frame: i * 5 + (i * seed % 3),
                 bin: (20 + (i * 53 + seed * 11) % 180) as u16,
                 salience: 1.0,
+                sub: [0, 0],
             })
             .collect()
     }
@@ -530,6 +531,7 @@ mod tests {
                 frame: i * 5 + (i * 7 % 3),
                 bin: (20 + i * 53 % 180) as u16,
                 salience: 1.0,
+                sub: [0, 0],
             })
             .collect();
         // The query is the reference from frame 300 on, re-based to 0.
