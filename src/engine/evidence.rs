@@ -193,7 +193,8 @@ pub struct Rules {
     pub min_lead_sd: f64,
     /// Confidence.
     pub min_confidence: f64,
-    /// Edits (speed, pitch, tempo) tried on every upload.
+    /// Edits the search tells apart: the upload as it is, and every speed, tempo and pitch
+    /// change the triplet pass resolves.
     pub edits_tried: usize,
     /// Hashes a candidate needs to be explained when nothing matched.
     pub candidate_min_hits: u32,
@@ -452,7 +453,8 @@ pub fn build_report(
             min_lead_hits: match_params.min_margin,
             min_lead_sd: verify::DECISIVE_Z,
             min_confidence: match_params.min_confidence,
-            edits_tried: match_params.warps.len(),
+            edits_tried: 1 + crate::matching::invariant::edits_resolved(&match_params.triplets)
+                .round() as usize,
             candidate_min_hits: CANDIDATE_MIN_HITS,
         },
     })

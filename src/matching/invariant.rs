@@ -12,10 +12,12 @@
 //! Like the rest of matching, this takes hits as data: references are numbered densely by the
 //! caller, who also maps them back.
 
+use std::collections::HashMap;
+
 use super::verify::QueryPeaks;
-use super::{Line, Match};
-use crate::fingerprint::triplets::{QueryTriplet, TripletParams};
-use crate::fingerprint::{Peak, Warp};
+use super::{Line, Match, MatchParams, References};
+use crate::fingerprint::triplets::{self, FinePeak, QueryTriplet, TripletParams};
+use crate::fingerprint::{Peak, Prints, Warp};
 use crate::ids::TrackId;
 
 /// One upload triplet found in a reference.
@@ -31,6 +33,58 @@ pub struct TupleHit {
     pub ln_time: f32,
     /// Upload minus reference log frequency (semitones).
     pub shift: f32,
+}
+
+/// The first pass over triplets for one upload window: its strongest candidates, their edit
+/// settled by [`fine_pass`] (unverified), and the alignments searched.
+pub fn first_pass<R: References + ?Sized>(
+    refs: &R,
+    query: &Prints,
+    query_frames: u32,
+    peaks: &QueryPeaks,
+    p: &MatchParams,
+) -> Result<(Vec<Match>, f64), R::Error> {
+    let tp = &p.triplets;
+    let fine: Vec<FinePeak> = query.peaks.iter().map(FinePeak::of).collect();
+    let uploads = triplets::query_triplets(&fine, tp, tp.rank_window);
+    // Which upload triplets probe each key.
+    let mut probed: HashMap<u32, Vec<u32>> = HashMap::new();
+    let mut keys = Vec::new();
+    for (i, q) in uploads.iter().enumerate() {
+        triplets::probes(q, tp, &mut keys);
+        for &k in &keys {
+            probed.entry(k).or_default().push(i as u32);
+        }
+    }
+    let mut sorted: Vec<u32> = probed.keys().copied().collect();
+    sorted.sort_unstable();
+    // References numbered densely in the order they are first hit.
+    let mut dense: HashMap<TrackId, u32> = HashMap::new();
+    let mut tracks: Vec<TrackId> = Vec::new();
+    let mut hits = Vec::new();
+    refs.lookup_triplets(&sorted, p.triplet_cap, &mut |track, stored| {
+        let r = *dense.entry(track).or_insert_with(|| {
+            tracks.push(track);
+            tracks.len() as u32 - 1
+        });
+        for &i in probed
+            .get(&stored.key)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            if let Some(h) = hit(&uploads[i as usize], r, stored.position(), tp) {
+                hits.push(h);
+            }
+        }
+    })?;
+    let trials = alignments_searched(tracks.iter().map(|&t| refs.frames(t)), query_frames, tp);
+    let mut out = Vec::new();
+    for c in vote(&hits).iter().take(p.triplet_candidates) {
+        let track = tracks[c.reference as usize];
+        let reference = refs.peaks(track)?;
+        out.push(fine_pass(c, peaks, &reference).to_match(track));
+    }
+    Ok((out, trials))
 }
 
 /// The hit of upload triplet `q` on a stored triplet at (`t`, `l`, `span`), if its factors lie

@@ -16,8 +16,8 @@ pub mod verify;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::fingerprint::triplets::StoredTriplet;
-use crate::fingerprint::{warped_landmarks, FingerprintParams, Landmark, Peak, Prints, Warp};
+use crate::fingerprint::triplets::{StoredTriplet, TripletParams};
+use crate::fingerprint::{FingerprintParams, Landmark, Peak, Prints, Warp};
 use crate::ids::TrackId;
 pub use verify::Verification;
 
@@ -70,11 +70,12 @@ pub struct MatchParams {
     pub candidates_per_track: usize,
     /// The fingerprint parameters of the index (band, pairing zone), to re-pair warped peaks.
     pub fingerprint: FingerprintParams,
-    /// Edits tried on every upload (speed, pitch, tempo); the identity first.
-    pub warps: Vec<Warp>,
-    /// Peaks and targets used under warps: sparser than for the unwarped query, since every
-    /// warp costs a round of lookups.
-    pub warp_density: crate::fingerprint::Density,
+    /// The triplets an upload probes and the range of edits the first pass searches.
+    pub triplets: TripletParams,
+    /// Triplet keys stored more often than this are skipped (nearly all their hits are chance).
+    pub triplet_cap: usize,
+    /// Strongest triplet candidates per window whose edit is settled and verified.
+    pub triplet_candidates: usize,
 }
 
 impl Default for MatchParams {
@@ -89,42 +90,11 @@ impl Default for MatchParams {
             min_confidence: 0.9,
             candidates_per_track: 4,
             fingerprint: FingerprintParams::default(),
-            warps: default_warps(),
-            warp_density: crate::fingerprint::Density {
-                peaks_per_window: 24,
-                fan_out: 4,
-            },
+            triplets: TripletParams::default(),
+            triplet_cap: 300,
+            triplet_candidates: 5,
         }
     }
-}
-
-/// The edits tried by default, on three lines of the (time, frequency) plane: speed changes
-/// (pitch and tempo together) from 0.77× to 1.33× in 1 % steps, pitch shifts of ±330 cents in
-/// 15-cent steps, tempo changes from 0.73× to 1.27× in 3 % steps. Short-video edits reach that far
-/// ("sped up" / nightcore 1.2–1.3×, "slowed + reverb" 0.8–0.85×); the steps are what one warp's
-/// hashes tolerate (about ±0.5 % in frequency, ±1.5 % in time; docs/EVASION.md). Speeds step
-/// linearly so that the round factors editing apps offer (0.8×, 1.25×) lie on the grid.
-pub fn default_warps() -> Vec<Warp> {
-    // Steps k = lo..=hi around the identity (k = 0, tried once, first).
-    let steps = |lo: i32, hi: i32| (lo..=hi).filter(|&k| k != 0).map(f64::from);
-    let mut warps = vec![Warp::IDENTITY];
-    for k in steps(-23, 33) {
-        let s = 1.0 + 0.01 * k;
-        warps.push(Warp { time: s, freq: s });
-    }
-    for k in steps(-22, 22) {
-        warps.push(Warp {
-            time: 1.0,
-            freq: 2f64.powf(k * 15.0 / 1200.0),
-        });
-    }
-    for k in steps(-9, 9) {
-        warps.push(Warp {
-            time: 1.0 + 0.03 * k,
-            freq: 1.0,
-        });
-    }
-    warps
 }
 
 /// One match: a stretch of the query aligned with a stretch of a reference (times in frames).
@@ -326,44 +296,39 @@ const WINDOW_OVERLAP: u32 = 625;
 /// Every verified candidate that passes the thresholds, overlapping ones included (the raw
 /// material of [`find_matches`]; the evaluation harness uses it to see the best wrong candidate),
 /// and the number of alignments searched (the confidence's multiple-test factor).
+///
+/// Two first passes: the upload's landmark pairs as they are, which survive the most noise but
+/// no edit, and its triplets ([`invariant`]), which survive speed, tempo and pitch edits and give
+/// the edit. Each candidate is verified against every alignment both passes searched.
 pub fn candidates<R: References + ?Sized>(
     refs: &R,
     query: &Prints,
     query_frames: u32,
     params: &MatchParams,
 ) -> Result<(Vec<Match>, f64), R::Error> {
-    // Landmarks under every warp, then one lookup for all of them: neighbouring warps share
-    // most of their hashes, so the union is much smaller than the sum.
-    let fp = &params.fingerprint;
-    let sparse = crate::fingerprint::peaks::select_peaks(
-        &query.peaks,
-        fp.rank_window,
-        params.warp_density.peaks_per_window,
+    let mut hits = collect_hits(refs, &[query.landmarks.clone()], &[Warp::IDENTITY])?;
+    let (pairs, pair_trials) = vote(
+        hits.pop().unwrap_or_default(),
+        query_frames,
+        Warp::IDENTITY,
+        &|track| refs.frames(track),
+        params,
     );
-    let warped: Vec<Vec<Landmark>> = params
-        .warps
-        .iter()
-        .map(|&w| match w == Warp::IDENTITY {
-            true => query.landmarks.clone(),
-            false => warped_landmarks(&sparse, w, fp, params.warp_density.fan_out),
-        })
-        .collect();
-    let mut hits = collect_hits(refs, &warped, &params.warps)?;
-    let mut cands = Vec::new();
-    let mut trials = 0.0;
-    for (w, &warp) in params.warps.iter().enumerate() {
-        let (found, t) = vote(
-            std::mem::take(&mut hits[w]),
-            query_frames,
-            warp,
-            &|track| refs.frames(track),
-            params,
-        );
-        cands.extend(found);
-        trials += t;
-    }
     let peaks = verify::QueryPeaks::new(&query.peaks, params.fingerprint.bins, query_frames);
-    let verified = verify::verify_candidates(refs, &peaks, cands, trials, params)?;
+    let (edited, triplet_trials) =
+        invariant::first_pass(refs, query, query_frames, &peaks, params)?;
+    let trials = pair_trials + triplet_trials;
+    let mut verified = verify::verify_candidates(refs, &peaks, pairs, trials, params)?;
+    // An unedited stretch is found by both passes; the pairs' alignment is the exact one.
+    let found_as_is = verified.clone();
+    for m in verify::verify_candidates(refs, &peaks, edited, trials, params)? {
+        if !found_as_is
+            .iter()
+            .any(|p| p.track == m.track && overlaps(p.query_frames, m.query_frames))
+        {
+            verified.push(m);
+        }
+    }
     Ok((verified, trials))
 }
 
