@@ -445,7 +445,7 @@ fn insert_track(
             &meta,
             &track.duration_s,
             &n,
-            &super::encode_peaks(&prints.peaks),
+            &super::encode_peaks(&prints.peaks, super::PeakFormat::Refined),
         ],
     )?;
     let Some(row) = row else {
@@ -530,7 +530,7 @@ impl Store for PostgresStore {
         for r in rows {
             let hash = r.get::<_, i32>(0) as u32;
             let track = TrackId(r.get(1));
-            decode_frames(r.get(2), &mut frames).ok_or(IndexError::CorruptPostings(hash))?;
+            decode_frames(r.get(2), &mut frames).ok_or(IndexError::CorruptPostings(hash as i64))?;
             if let Some(v) = out.get_mut(&track) {
                 v.extend(frames.iter().map(|&frame| Landmark { hash, frame }));
             }
@@ -548,7 +548,8 @@ impl Store for PostgresStore {
             .query_opt("SELECT peaks FROM nasheed_tracks WHERE id = $1", &[&id.0])?;
         match row {
             None => Ok(Vec::new()),
-            Some(r) => super::decode_peaks(r.get(0)).ok_or(IndexError::CorruptTrack(id.0)),
+            Some(r) => super::decode_peaks(r.get(0), super::PeakFormat::of(&self.params_id))
+                .ok_or(IndexError::CorruptTrack(id.0)),
         }
     }
 
@@ -657,7 +658,8 @@ impl Store for PostgresStore {
             for r in tx.query(&statement, &[&batch])? {
                 let hash = r.get::<_, i32>(0) as u32;
                 let track: i64 = r.get(1);
-                decode_frames(r.get(2), &mut frames).ok_or(IndexError::CorruptPostings(hash))?;
+                decode_frames(r.get(2), &mut frames)
+                    .ok_or(IndexError::CorruptPostings(hash as i64))?;
                 found.extend(frames.iter().map(|&t| (hash, track, t)));
             }
             // The order the SQLite store hands hits in: by hash, then track, then frame.

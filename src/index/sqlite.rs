@@ -31,7 +31,6 @@ const HASHES: &str = "hashes";
 const META: &str = "meta";
 const PEAKS: &str = "peaks";
 const POSTINGS: &str = "postings";
-const TRIPLETS: &str = "triplets";
 
 /// Rows in `hashes` below which a writer never merges on its own (a small index stays as rows
 /// until `compact`; merging is worth it where lookups step through many rows).
@@ -67,14 +66,6 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE peaks (track INTEGER PRIMARY KEY, data BLOB NOT NULL);",
     // 2: posting blobs, one row per hash (see the module docs); `hashes` keeps recent tracks.
     "CREATE TABLE postings (hash INTEGER PRIMARY KEY, data BLOB NOT NULL);",
-    // 3: triplets (derived from the peaks, see `index::triplets_of`); `shape` = l << 16 | span.
-    "CREATE TABLE triplets (
-        key INTEGER NOT NULL,
-        track INTEGER NOT NULL,
-        t INTEGER NOT NULL,
-        shape INTEGER NOT NULL,
-        PRIMARY KEY (key, track, t, shape)
-     ) WITHOUT ROWID;",
 ];
 
 /// Schema version this build writes and reads (`PRAGMA user_version` after all migrations).
@@ -377,6 +368,58 @@ impl SqliteStore {
         })
     }
 
+    /// Hands `found(key, postings)` every posting of each of `keys` (distinct; rows and blobs
+    /// together), one key at a time, in one read transaction: a consistent snapshot even while
+    /// a writer commits.
+    fn lookup_keys(&self, keys: &[i64], found: &mut dyn FnMut(i64, &[(i64, u64)])) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let marks = vec!["?"; LOOKUP_BATCH].join(",");
+        let sql = format!("SELECT hash, track, t FROM {HASHES} WHERE hash IN ({marks})");
+        let blob_sql = format!("SELECT hash, data FROM {POSTINGS} WHERE hash IN ({marks})");
+        let tx = self.conn.unchecked_transaction()?;
+        {
+            let mut st = tx.prepare_cached(&sql)?;
+            let mut blobs = match self.blobs {
+                true => Some(tx.prepare_cached(&blob_sql)?),
+                false => None,
+            };
+            let mut batch = [0i64; LOOKUP_BATCH];
+            let mut by_key: HashMap<i64, Vec<(i64, u64)>> = HashMap::new();
+            for chunk in keys.chunks(LOOKUP_BATCH) {
+                batch[..chunk.len()].copy_from_slice(chunk);
+                // Pad with a repeat: IN-lists ignore duplicates.
+                let last = chunk[chunk.len() - 1];
+                batch[chunk.len()..].fill(last);
+                if let Some(b) = blobs.as_mut() {
+                    let mut rows = b.query(rusqlite::params_from_iter(batch.iter()))?;
+                    while let Some(r) = rows.next()? {
+                        let key: i64 = r.get(0)?;
+                        decode_postings(blob_at(r, 1)?, by_key.entry(key).or_default())
+                            .ok_or(IndexError::CorruptPostings(key))?;
+                    }
+                }
+                let mut rows = st.query(rusqlite::params_from_iter(batch.iter()))?;
+                while let Some(r) = rows.next()? {
+                    by_key
+                        .entry(r.get(0)?)
+                        .or_default()
+                        .push((r.get(1)?, r.get::<_, i64>(2)? as u64));
+                }
+                let mut order: Vec<i64> = by_key.keys().copied().collect();
+                order.sort_unstable();
+                for key in order {
+                    if let Some(postings) = by_key.remove(&key) {
+                        found(key, &postings);
+                    }
+                }
+            }
+        }
+        tx.finish()?;
+        Ok(())
+    }
+
     /// Stores a copy of another index's track under its id and indexing time (a replica);
     /// a track already there under that id or content is left as it is (false).
     pub fn add_copy(&mut self, info: &TrackInfo, prints: &Prints) -> Result<bool> {
@@ -401,9 +444,9 @@ impl SqliteStore {
             meta: info.meta.clone(),
             duration_s: info.duration_s,
         };
-        insert_track_as(&tx, &track, prints, Some((info.id, &info.indexed_at)))?;
+        let (_, rows) = insert_track_as(&tx, &track, prints, Some((info.id, &info.indexed_at)))?;
         tx.commit()?;
-        self.grew(prints.landmarks.len() as u64)?;
+        self.grew(rows)?;
         Ok(true)
     }
 
@@ -413,7 +456,7 @@ impl SqliteStore {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        for table in [TRACKS, HASHES, PEAKS, TRIPLETS] {
+        for table in [TRACKS, HASHES, PEAKS] {
             tx.execute(&format!("DELETE FROM {table}"), [])?;
         }
         if self.blobs {
@@ -537,12 +580,13 @@ fn why_not_open(path: &Path, e: rusqlite::Error) -> IndexError {
     }
 }
 
-/// Inserts one track with its hashes (sorted, deduplicated) and peaks inside `tx`.
+/// Inserts one track with its hashes (sorted, deduplicated), peaks and triplets inside `tx`;
+/// returns its id and the posting rows written.
 fn insert_track(
     tx: &rusqlite::Transaction<'_>,
     track: &NewTrack,
     prints: &Prints,
-) -> Result<TrackId> {
+) -> Result<(TrackId, u64)> {
     insert_track_as(tx, track, prints, None)
 }
 
@@ -553,7 +597,7 @@ fn insert_track_as(
     track: &NewTrack,
     prints: &Prints,
     as_of: Option<(TrackId, &str)>,
-) -> Result<TrackId> {
+) -> Result<(TrackId, u64)> {
     let mut rows: Vec<(u32, u32)> = prints.landmarks.iter().map(|l| (l.hash, l.frame)).collect();
     rows.sort_unstable();
     rows.dedup();
@@ -579,20 +623,54 @@ fn insert_track_as(
     }
     tx.execute(
         &format!("INSERT INTO {PEAKS} (track, data) VALUES (?1, ?2)"),
-        params![id, super::encode_peaks(&prints.peaks)],
+        params![
+            id,
+            super::encode_peaks(&prints.peaks, super::PeakFormat::Refined)
+        ],
     )?;
     let mut ins = tx.prepare_cached(&format!(
-        "INSERT OR IGNORE INTO {TRIPLETS} (key, track, t, shape) VALUES (?1, ?2, ?3, ?4)"
+        "INSERT OR IGNORE INTO {HASHES} (hash, track, t) VALUES (?1, ?2, ?3)"
     ))?;
-    for tr in super::triplets_of(prints) {
-        ins.execute(params![tr.key, id, tr.t, shape(&tr)])?;
+    let triplets = super::triplets_of(prints);
+    for tr in &triplets {
+        let (key, value) = triplet_posting(tr);
+        ins.execute(params![key, id, value as i64])?;
     }
-    Ok(TrackId(id))
+    Ok((TrackId(id), (rows.len() + triplets.len()) as u64))
 }
 
-/// A triplet's anchor frequency and span in one column.
-fn shape(t: &StoredTriplet) -> i64 {
-    ((t.l as i64) << 16) | t.span as i64
+/// Triplets share the postings of landmark hashes (rows, then merged blobs), under keys above
+/// every 32-bit hash.
+const TRIPLET_KEYS: i64 = 1 << 32;
+
+/// A triplet as a posting: its key in [`TRIPLET_KEYS`], and its place as one number that sorts
+/// by time: anchor (sixteenths of a frame) << 19 | log frequency above its band's floor (64ths
+/// of a semitone, 9 bits) << 10 | span (sixteenths of a frame, 10 bits). About 6 bytes a
+/// posting in a blob.
+fn triplet_posting(t: &StoredTriplet) -> (i64, u64) {
+    let floor = band_floor(t.key);
+    let l = (t.l as i64 - floor).clamp(0, 511) as u64;
+    let span = (t.span as u64).min(1023);
+    (
+        TRIPLET_KEYS + t.key as i64,
+        ((t.t as u64) << 19) | (l << 10) | span,
+    )
+}
+
+/// Inverse of [`triplet_posting`] for a posting under `key` (the 28-bit triplet key).
+fn triplet_of(key: u32, value: u64) -> StoredTriplet {
+    StoredTriplet {
+        key,
+        t: (value >> 19).min(u32::MAX as u64) as u32,
+        l: (band_floor(key) + ((value >> 10) & 511) as i64).clamp(0, u16::MAX as i64) as u16,
+        span: (value & 1023) as u16,
+    }
+}
+
+/// The lowest log frequency (64ths of a semitone) of the band a triplet key names.
+fn band_floor(key: u32) -> i64 {
+    let p = crate::fingerprint::triplets::TripletParams::default();
+    ((key & 63) as f32 * p.band_semitones * 64.0).round() as i64
 }
 
 /// Column `i` of `r` as a blob, borrowed.
@@ -606,13 +684,13 @@ fn blob_at<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r [u8]> {
 /// Rewrites every posting blob that holds `track` without it (a blob left empty is deleted).
 /// Blobs are keyed by hash, so this reads them all: removal is rare, lookups are not.
 fn remove_from_blobs(tx: &rusqlite::Transaction<'_>, track: i64) -> Result<()> {
-    let mut changed: Vec<(u32, Vec<(i64, u32)>)> = Vec::new();
+    let mut changed: Vec<(i64, Vec<(i64, u64)>)> = Vec::new();
     {
         let mut st = tx.prepare(&format!("SELECT hash, data FROM {POSTINGS}"))?;
         let mut rows = st.query([])?;
         let mut postings = Vec::new();
         while let Some(r) = rows.next()? {
-            let hash: u32 = r.get(0)?;
+            let hash: i64 = r.get(0)?;
             postings.clear();
             decode_postings(blob_at(r, 1)?, &mut postings)
                 .ok_or(IndexError::CorruptPostings(hash))?;
@@ -641,34 +719,35 @@ fn sha_in(tx: &rusqlite::Transaction<'_>, sha256: &str) -> Result<Option<i64>> {
     Ok(st.query_row([sha256], |r| r.get(0)).optional()?)
 }
 
-/// Packs one hash's postings, sorted by (track, t), as varints: the count, then per posting the
-/// track's difference from the previous posting's track and the frame (a difference from the
-/// previous frame within one track). About 3 bytes a posting.
-fn encode_postings(postings: &[(i64, u32)]) -> Vec<u8> {
+/// Packs one key's postings, sorted by (track, value), as varints: the count, then per posting
+/// the track's difference from the previous posting's track and the value (a difference from
+/// the previous value within one track). A value is a frame for a landmark hash (about 3 bytes
+/// a posting), a [`triplet_posting`] for a triplet.
+fn encode_postings(postings: &[(i64, u64)]) -> Vec<u8> {
     let mut out = Vec::with_capacity(2 + postings.len() * 3);
     super::put_varint(&mut out, postings.len() as u64);
-    let (mut track, mut t) = (0i64, 0u32);
+    let (mut track, mut t) = (0i64, 0u64);
     for &(tr, f) in postings {
         let dtrack = (tr - track) as u64;
         super::put_varint(&mut out, dtrack);
-        super::put_varint(&mut out, if dtrack == 0 { f - t } else { f } as u64);
+        super::put_varint(&mut out, if dtrack == 0 { f - t } else { f });
         (track, t) = (tr, f);
     }
     out
 }
 
 /// Inverse of [`encode_postings`], appending to `out`; `None` if the bytes are malformed.
-fn decode_postings(mut data: &[u8], out: &mut Vec<(i64, u32)>) -> Option<()> {
+fn decode_postings(mut data: &[u8], out: &mut Vec<(i64, u64)>) -> Option<()> {
     let n = super::get_varint(&mut data)?;
     // A count the bytes cannot hold is corruption, not a reason to reserve memory.
     if n > data.len() as u64 {
         return None;
     }
     out.reserve(n as usize);
-    let (mut track, mut t) = (0i64, 0u32);
+    let (mut track, mut t) = (0i64, 0u64);
     for _ in 0..n {
         let dtrack = super::get_varint(&mut data)?;
-        let f = u32::try_from(super::get_varint(&mut data)?).ok()?;
+        let f = super::get_varint(&mut data)?;
         if dtrack == 0 {
             t = t.checked_add(f)?;
         } else {
@@ -689,7 +768,7 @@ fn merge_rows(tx: &rusqlite::Transaction<'_>) -> Result<u64> {
     let mut write = tx.prepare_cached(&format!(
         "INSERT OR REPLACE INTO {POSTINGS} (hash, data) VALUES (?1, ?2)"
     ))?;
-    let mut flush = |hash: u32, new: &mut Vec<(i64, u32)>| -> Result<()> {
+    let mut flush = |hash: i64, new: &mut Vec<(i64, u64)>| -> Result<()> {
         let old: Option<Vec<u8>> = blob.query_row([hash], |r| r.get(0)).optional()?;
         if let Some(old) = old {
             decode_postings(&old, new).ok_or(IndexError::CorruptPostings(hash))?;
@@ -703,12 +782,12 @@ fn merge_rows(tx: &rusqlite::Transaction<'_>) -> Result<u64> {
     let (mut moved, mut current, mut group) = (0u64, None, Vec::new());
     let mut rows = read.query([])?;
     while let Some(r) = rows.next()? {
-        let hash: u32 = r.get(0)?;
+        let hash: i64 = r.get(0)?;
         if current.is_some_and(|c| c != hash) {
             flush(current.unwrap_or_default(), &mut group)?;
         }
         current = Some(hash);
-        group.push((r.get(1)?, r.get(2)?));
+        group.push((r.get(1)?, r.get::<_, i64>(2)? as u64));
         moved += 1;
     }
     if let Some(c) = current {
@@ -769,9 +848,9 @@ impl Store for SqliteStore {
         if let Some(id) = sha_in(&tx, &track.sha256)? {
             return Err(IndexError::AlreadyIndexed(TrackId(id)));
         }
-        let id = insert_track(&tx, track, prints)?;
+        let (id, rows) = insert_track(&tx, track, prints)?;
         tx.commit()?;
-        self.grew(prints.landmarks.len() as u64)?;
+        self.grew(rows)?;
         Ok(id)
     }
 
@@ -785,9 +864,8 @@ impl Store for SqliteStore {
             if sha_in(&tx, &track.sha256)?.is_some() {
                 skipped += 1;
             } else {
-                insert_track(&tx, track, prints)?;
+                rows += insert_track(&tx, track, prints)?.1;
                 added += 1;
-                rows += prints.landmarks.len() as u64;
             }
         }
         tx.commit()?;
@@ -800,9 +878,9 @@ impl Store for SqliteStore {
         let mut out: HashMap<TrackId, Vec<Landmark>> =
             ids.iter().map(|&t| (t, Vec::new())).collect();
         // The table is keyed by hash: one pass over it serves every track.
-        let mut st = self
-            .conn
-            .prepare(&format!("SELECT hash, track, t FROM {HASHES}"))?;
+        let mut st = self.conn.prepare(&format!(
+            "SELECT hash, track, t FROM {HASHES} WHERE hash < {TRIPLET_KEYS}"
+        ))?;
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
             let track: i64 = r.get(1)?;
@@ -816,19 +894,22 @@ impl Store for SqliteStore {
             }
         }
         if self.blobs {
-            let mut st = self
-                .conn
-                .prepare(&format!("SELECT hash, data FROM {POSTINGS}"))?;
+            let mut st = self.conn.prepare(&format!(
+                "SELECT hash, data FROM {POSTINGS} WHERE hash < {TRIPLET_KEYS}"
+            ))?;
             let mut rows = st.query([])?;
             let mut postings = Vec::new();
             while let Some(r) = rows.next()? {
                 let hash: u32 = r.get(0)?;
                 postings.clear();
                 decode_postings(blob_at(r, 1)?, &mut postings)
-                    .ok_or(IndexError::CorruptPostings(hash))?;
+                    .ok_or(IndexError::CorruptPostings(hash as i64))?;
                 for &(track, frame) in &postings {
                     if let Some(v) = out.get_mut(&TrackId(track)) {
-                        v.push(Landmark { hash, frame });
+                        v.push(Landmark {
+                            hash,
+                            frame: frame as u32,
+                        });
                     }
                 }
             }
@@ -847,7 +928,8 @@ impl Store for SqliteStore {
         let data: Option<Vec<u8>> = st.query_row([id.0], |r| r.get(0)).optional()?;
         match data {
             None => Ok(Vec::new()),
-            Some(d) => super::decode_peaks(&d).ok_or(IndexError::CorruptTrack(id.0)),
+            Some(d) => super::decode_peaks(&d, super::PeakFormat::of(&self.params_id))
+                .ok_or(IndexError::CorruptTrack(id.0)),
         }
     }
 
@@ -875,55 +957,12 @@ impl Store for SqliteStore {
     }
 
     fn lookup(&self, hashes: &[u32], hit: &mut dyn FnMut(u32, TrackId, u32)) -> Result<()> {
-        if hashes.is_empty() {
-            return Ok(());
-        }
-        let marks = vec!["?"; LOOKUP_BATCH].join(",");
-        let sql = format!("SELECT hash, track, t FROM {HASHES} WHERE hash IN ({marks})");
-        let blob_sql = format!("SELECT hash, data FROM {POSTINGS} WHERE hash IN ({marks})");
-        // One read transaction for all batches: a consistent snapshot even while a writer commits.
-        let tx = self.conn.unchecked_transaction()?;
-        {
-            let mut st = tx.prepare_cached(&sql)?;
-            let mut blobs = match self.blobs {
-                true => Some(tx.prepare_cached(&blob_sql)?),
-                false => None,
-            };
-            let mut batch = [0u32; LOOKUP_BATCH];
-            // Postings of the batch by hash, from both tables, handed on grouped by hash.
-            let mut found: HashMap<u32, Vec<(i64, u32)>> = HashMap::new();
-            for chunk in hashes.chunks(LOOKUP_BATCH) {
-                batch[..chunk.len()].copy_from_slice(chunk);
-                // Pad with a repeat: IN-lists ignore duplicates.
-                let last = chunk[chunk.len() - 1];
-                batch[chunk.len()..].fill(last);
-                if let Some(b) = blobs.as_mut() {
-                    let mut rows = b.query(rusqlite::params_from_iter(batch.iter()))?;
-                    while let Some(r) = rows.next()? {
-                        let hash: u32 = r.get(0)?;
-                        let data = blob_at(r, 1)?;
-                        decode_postings(data, found.entry(hash).or_default())
-                            .ok_or(IndexError::CorruptPostings(hash))?;
-                    }
-                }
-                let mut rows = st.query(rusqlite::params_from_iter(batch.iter()))?;
-                while let Some(r) = rows.next()? {
-                    found
-                        .entry(r.get(0)?)
-                        .or_default()
-                        .push((r.get(1)?, r.get(2)?));
-                }
-                let mut keys: Vec<u32> = found.keys().copied().collect();
-                keys.sort_unstable();
-                for h in keys {
-                    for (track, t) in found.remove(&h).unwrap_or_default() {
-                        hit(h, TrackId(track), t);
-                    }
-                }
+        let keys: Vec<i64> = hashes.iter().map(|&h| h as i64).collect();
+        self.lookup_keys(&keys, &mut |key, postings| {
+            for &(track, t) in postings {
+                hit(key as u32, TrackId(track), t as u32);
             }
-        }
-        tx.finish()?;
-        Ok(())
+        })
     }
 
     fn lookup_triplets(
@@ -932,52 +971,15 @@ impl Store for SqliteStore {
         cap: usize,
         hit: &mut dyn FnMut(TrackId, StoredTriplet),
     ) -> Result<()> {
-        if keys.is_empty() {
-            return Ok(());
-        }
-        let marks = vec!["?"; LOOKUP_BATCH].join(",");
-        let sql = format!(
-            "SELECT key, track, t, shape FROM {TRIPLETS} WHERE key IN ({marks}) ORDER BY key"
-        );
-        let tx = self.conn.unchecked_transaction()?;
-        {
-            let mut st = tx.prepare_cached(&sql)?;
-            let mut batch = [0u32; LOOKUP_BATCH];
-            let mut group: Vec<(TrackId, StoredTriplet)> = Vec::new();
-            let mut flush = |group: &mut Vec<(TrackId, StoredTriplet)>| {
-                if group.len() <= cap {
-                    for &(track, t) in group.iter() {
-                        hit(track, t);
-                    }
+        let spaced: Vec<i64> = keys.iter().map(|&k| TRIPLET_KEYS + k as i64).collect();
+        self.lookup_keys(&spaced, &mut |key, postings| {
+            if postings.len() <= cap {
+                let key = (key - TRIPLET_KEYS) as u32;
+                for &(track, value) in postings {
+                    hit(TrackId(track), triplet_of(key, value));
                 }
-                group.clear();
-            };
-            for chunk in keys.chunks(LOOKUP_BATCH) {
-                batch[..chunk.len()].copy_from_slice(chunk);
-                let last = chunk[chunk.len() - 1];
-                batch[chunk.len()..].fill(last);
-                let mut rows = st.query(rusqlite::params_from_iter(batch.iter()))?;
-                while let Some(r) = rows.next()? {
-                    let key: u32 = r.get(0)?;
-                    if group.first().is_some_and(|g| g.1.key != key) {
-                        flush(&mut group);
-                    }
-                    let shape: i64 = r.get(3)?;
-                    group.push((
-                        TrackId(r.get(1)?),
-                        StoredTriplet {
-                            key,
-                            t: r.get(2)?,
-                            l: (shape >> 16) as u16,
-                            span: shape as u16,
-                        },
-                    ));
-                }
-                flush(&mut group);
             }
-        }
-        tx.finish()?;
-        Ok(())
+        })
     }
 
     fn track(&self, id: TrackId) -> Result<Option<TrackInfo>> {
@@ -1005,7 +1007,6 @@ impl Store for SqliteStore {
         let n = tx.execute(&format!("DELETE FROM {TRACKS} WHERE id = ?1"), [id.0])?;
         tx.execute(&format!("DELETE FROM {HASHES} WHERE track = ?1"), [id.0])?;
         tx.execute(&format!("DELETE FROM {PEAKS} WHERE track = ?1"), [id.0])?;
-        tx.execute(&format!("DELETE FROM {TRIPLETS} WHERE track = ?1"), [id.0])?;
         if self.blobs && n > 0 {
             remove_from_blobs(&tx, id.0)?;
         }
@@ -1182,7 +1183,7 @@ mod tests {
 
     #[test]
     fn postings_round_trip_and_reject_garbage() {
-        let lists: [&[(i64, u32)]; 4] = [
+        let lists: [&[(i64, u64)]; 4] = [
             &[],
             &[(1, 0)],
             &[(1, 5), (1, 9), (3, 2), (3, 2_000_000), (70_000, 1)],
@@ -1227,7 +1228,11 @@ mod tests {
             .unwrap();
         let blobs: i64 = s
             .conn
-            .query_row("SELECT COUNT(*) FROM postings", [], |r| r.get(0))
+            .query_row(
+                &format!("SELECT COUNT(*) FROM postings WHERE hash < {TRIPLET_KEYS}"),
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!((in_rows, blobs), (0, 97));
         assert_eq!(all_rows(&s, &hashes), rows);
@@ -1338,5 +1343,33 @@ mod tests {
         });
         assert!(opened.is_ok(), "{:?}", opened.err().map(|e| e.to_string()));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A triplet stored as a posting comes back as it was, whatever its band and span, and
+    /// postings sort by anchor time (so blobs delta-encode them).
+    #[test]
+    fn triplets_round_trip_through_postings() {
+        let p = crate::fingerprint::triplets::TripletParams::default();
+        let mut last = None;
+        for (i, t) in [0u32, 16, 5_000_000].into_iter().enumerate() {
+            for band in [0u32, 6, 15] {
+                for off in [0i64, 200, 384] {
+                    let floor = (band as f32 * p.band_semitones * 64.0) as i64;
+                    let tr = StoredTriplet {
+                        key: (0x3ab_cd00 + i as u32) << 6 | band,
+                        t,
+                        l: (floor + off) as u16,
+                        span: [64u16, 500, 992][i],
+                    };
+                    let (key, value) = triplet_posting(&tr);
+                    assert!(key >= TRIPLET_KEYS);
+                    assert_eq!(triplet_of((key - TRIPLET_KEYS) as u32, value), tr);
+                    if band == 0 && off == 0 {
+                        assert!(last.is_none_or(|l| l < value));
+                        last = Some(value);
+                    }
+                }
+            }
+        }
     }
 }
