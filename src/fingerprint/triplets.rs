@@ -1,7 +1,8 @@
 //! Triplet keys that survive speed, tempo and pitch edits (issue 13's first pass).
 //!
 //! A landmark pair's hash holds a time gap and two frequencies, so an upload sped up by 20 %
-//! shares none of its reference's hashes; the warp grid undoes the edit by trying many guesses.
+//! shares none of its reference's hashes (a grid of warped queries undid that by trying many
+//! guesses, each a round of lookups).
 //! A triplet is an anchor peak and two later peaks near it. Under a time factor every gap scales
 //! alike, so the *ratio* of the two gaps stays; under a frequency factor every log frequency
 //! shifts alike, so log-frequency *differences* stay. The key holds only those (plus the
@@ -132,16 +133,18 @@ pub struct Triplet {
     pub fourth: Option<(f32, f32)>,
 }
 
-/// A reference triplet as an index stores it: its key and, quantised, where it sits.
+/// A reference triplet as an index stores it: its key and, quantised, where it sits. The steps
+/// are finer than the vote's cells and the fine pass's (a time factor to 0.25 %, pitch to 10
+/// cents), and coarse enough to keep a posting small.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct StoredTriplet {
     /// The key (28 bits, see [`key`]).
     pub key: u32,
-    /// Anchor frame, in sixteenths of a frame.
+    /// Anchor frame, in quarters of a frame.
     pub t: u32,
-    /// Anchor log frequency, in 64ths of a semitone above bin 1.
+    /// Anchor log frequency, in 16ths of a semitone above bin 1.
     pub l: u16,
-    /// Anchor → last target, in sixteenths of a frame.
+    /// Anchor → last target, in eighths of a frame.
     pub span: u16,
 }
 
@@ -149,9 +152,9 @@ impl StoredTriplet {
     /// (anchor frame, anchor log frequency in semitones, span in frames).
     pub fn position(&self) -> (f32, f32, f32) {
         (
-            self.t as f32 / 16.0,
-            self.l as f32 / 64.0,
-            self.span as f32 / 16.0,
+            self.t as f32 / 4.0,
+            self.l as f32 / 16.0,
+            self.span as f32 / 8.0,
         )
     }
 }
@@ -166,9 +169,9 @@ pub fn stored_triplets(peaks: &[Peak], p: &TripletParams) -> Vec<StoredTriplet> 
         .iter()
         .map(|t| StoredTriplet {
             key: t.key,
-            t: (t.t * 16.0).round().max(0.0) as u32,
-            l: (t.l * 64.0).round().clamp(0.0, u16::MAX as f32) as u16,
-            span: (t.span * 16.0).round().clamp(0.0, u16::MAX as f32) as u16,
+            t: (t.t * 4.0).round().max(0.0) as u32,
+            l: (t.l * 16.0).round().clamp(0.0, u16::MAX as f32) as u16,
+            span: (t.span * 8.0).round().clamp(0.0, u16::MAX as f32) as u16,
         })
         .collect();
     out.sort_unstable();

@@ -644,16 +644,15 @@ fn insert_track_as(
 const TRIPLET_KEYS: i64 = 1 << 32;
 
 /// A triplet as a posting: its key in [`TRIPLET_KEYS`], and its place as one number that sorts
-/// by time: anchor (sixteenths of a frame) << 19 | log frequency above its band's floor (64ths
-/// of a semitone, 9 bits) << 10 | span (sixteenths of a frame, 10 bits). About 6 bytes a
-/// posting in a blob.
+/// by time: anchor (quarters of a frame) << 16 | log frequency above its band's floor (16ths of
+/// a semitone, 7 bits) << 9 | span (eighths of a frame, 9 bits). About 6 bytes a posting in a
+/// blob.
 fn triplet_posting(t: &StoredTriplet) -> (i64, u64) {
-    let floor = band_floor(t.key);
-    let l = (t.l as i64 - floor).clamp(0, 511) as u64;
-    let span = (t.span as u64).min(1023);
+    let l = (t.l as i64 - band_floor(t.key)).clamp(0, 127) as u64;
+    let span = (t.span as u64).min(511);
     (
         TRIPLET_KEYS + t.key as i64,
-        ((t.t as u64) << 19) | (l << 10) | span,
+        ((t.t as u64) << 16) | (l << 9) | span,
     )
 }
 
@@ -661,16 +660,16 @@ fn triplet_posting(t: &StoredTriplet) -> (i64, u64) {
 fn triplet_of(key: u32, value: u64) -> StoredTriplet {
     StoredTriplet {
         key,
-        t: (value >> 19).min(u32::MAX as u64) as u32,
-        l: (band_floor(key) + ((value >> 10) & 511) as i64).clamp(0, u16::MAX as i64) as u16,
-        span: (value & 1023) as u16,
+        t: (value >> 16).min(u32::MAX as u64) as u32,
+        l: (band_floor(key) + ((value >> 9) & 127) as i64).clamp(0, u16::MAX as i64) as u16,
+        span: (value & 511) as u16,
     }
 }
 
-/// The lowest log frequency (64ths of a semitone) of the band a triplet key names.
+/// The lowest log frequency (16ths of a semitone) of the band a triplet key names.
 fn band_floor(key: u32) -> i64 {
     let p = crate::fingerprint::triplets::TripletParams::default();
-    ((key & 63) as f32 * p.band_semitones * 64.0).round() as i64
+    ((key & 63) as f32 * p.band_semitones * 16.0).round() as i64
 }
 
 /// Column `i` of `r` as a blob, borrowed.
@@ -1353,13 +1352,13 @@ mod tests {
         let mut last = None;
         for (i, t) in [0u32, 16, 5_000_000].into_iter().enumerate() {
             for band in [0u32, 6, 15] {
-                for off in [0i64, 200, 384] {
-                    let floor = (band as f32 * p.band_semitones * 64.0) as i64;
+                for off in [0i64, 50, 96] {
+                    let floor = (band as f32 * p.band_semitones * 16.0) as i64;
                     let tr = StoredTriplet {
                         key: (0x3ab_cd00 + i as u32) << 6 | band,
                         t,
                         l: (floor + off) as u16,
-                        span: [64u16, 500, 992][i],
+                        span: [32u16, 250, 496][i],
                     };
                     let (key, value) = triplet_posting(&tr);
                     assert!(key >= TRIPLET_KEYS);

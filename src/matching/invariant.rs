@@ -47,32 +47,46 @@ pub fn first_pass<R: References + ?Sized>(
     let tp = &p.triplets;
     let fine: Vec<FinePeak> = query.peaks.iter().map(FinePeak::of).collect();
     let uploads = triplets::query_triplets(&fine, tp, tp.rank_window);
-    // Which upload triplets probe each key.
-    let mut probed: HashMap<u32, Vec<u32>> = HashMap::new();
+    // (key, upload triplet) for every probe, sorted: the triplets probing a key are one run.
+    let mut probes: Vec<(u32, u32)> = Vec::new();
     let mut keys = Vec::new();
     for (i, q) in uploads.iter().enumerate() {
         triplets::probes(q, tp, &mut keys);
-        for &k in &keys {
-            probed.entry(k).or_default().push(i as u32);
-        }
+        probes.extend(keys.iter().map(|&k| (k, i as u32)));
     }
-    let mut sorted: Vec<u32> = probed.keys().copied().collect();
-    sorted.sort_unstable();
+    probes.sort_unstable();
+    probes.dedup();
+    keys.clear();
+    keys.extend(probes.iter().map(|p| p.0));
+    keys.dedup();
     // References numbered densely in the order they are first hit.
-    let mut dense: HashMap<TrackId, u32> = HashMap::new();
+    let mut dense: HashMap<TrackId, u32, super::FastHash> = HashMap::default();
     let mut tracks: Vec<TrackId> = Vec::new();
+    let mut last: Option<(TrackId, u32)> = None;
+    let mut run = (u32::MAX, 0, 0);
     let mut hits = Vec::new();
-    refs.lookup_triplets(&sorted, p.triplet_cap, &mut |track, stored| {
-        let r = *dense.entry(track).or_insert_with(|| {
-            tracks.push(track);
-            tracks.len() as u32 - 1
-        });
-        for &i in probed
-            .get(&stored.key)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-        {
-            if let Some(h) = hit(&uploads[i as usize], r, stored.position(), tp) {
+    refs.lookup_triplets(&keys, p.triplet_cap, &mut |track, stored| {
+        // A key's postings come by track: most lookups repeat the last one.
+        let r = match last {
+            Some((t, r)) if t == track => r,
+            _ => {
+                let r = *dense.entry(track).or_insert_with(|| {
+                    tracks.push(track);
+                    tracks.len() as u32 - 1
+                });
+                last = Some((track, r));
+                r
+            }
+        };
+        // The run of upload triplets probing this key (found once per key, not per posting).
+        if run.0 != stored.key {
+            let from = probes.partition_point(|p| p.0 < stored.key);
+            let len = probes[from..].partition_point(|p| p.0 == stored.key);
+            run = (stored.key, from, from + len);
+        }
+        let at = stored.position();
+        for &(_, i) in &probes[run.1..run.2] {
+            if let Some(h) = hit(&uploads[i as usize], r, at, tp) {
                 hits.push(h);
             }
         }

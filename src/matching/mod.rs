@@ -1,6 +1,9 @@
 //! Matching: query landmarks + index hits → aligned matches with a score and a confidence.
 //!
-//! For every reference that shares hashes with the query, hits vote on the time offset
+//! Two first passes find candidates: the upload's triplets ([`invariant`]), which survive speed,
+//! tempo and pitch edits in one lookup and give the edit, and its landmark pairs as they are,
+//! which survive more noise but no edit. For the pairs: for every reference that shares hashes
+//! with the query, hits vote on the time offset
 //! `reference frame − query frame`; a true match piles its hits on one offset, chance hits spread
 //! over all of them. A peak of the offset histogram becomes a candidate; its hits are split into
 //! segments where the query has long gaps; segments that overlap in the query keep only the
@@ -119,7 +122,7 @@ pub struct Match {
     pub verification: Option<Verification>,
     /// Probability that this is not a chance alignment (see [`verify`]).
     pub confidence: f64,
-    /// The alignment fitted to the hits, finer than the warp grid's steps: what is reported.
+    /// The alignment fitted to the hits, finer than the warp's factor: what is reported.
     pub line: Line,
 }
 
@@ -140,10 +143,10 @@ impl Line {
     }
 }
 
-/// The line through a segment's hits. The warp grid steps time by up to 3 %, so the warp's own
-/// factor can be 1.5 % off; a least-squares fit over a stretch of hits is much finer. The fit
-/// replaces the warp's factor only where the hits say so: it spans enough of the query and
-/// differs from the warp by more than twice its standard error.
+/// The line through a segment's hits. Landmark pairs tolerate a time change of about 1.5 %, so
+/// an upload played slightly off speed still aligns with the identity; a least-squares fit over
+/// a stretch of hits gives its factor. The fit replaces the warp's factor only where the hits
+/// say so: it spans enough of the query and differs by more than twice its standard error.
 fn fit_line(seg: &[Hit], warp: Warp, offset: i64) -> Line {
     let grid = Line {
         time: warp.time,
@@ -185,8 +188,8 @@ fn fit_line(seg: &[Hit], warp: Warp, offset: i64) -> Line {
 
 /// Query frames (~1.6 s) a segment must span before its hits refine the time factor.
 const MIN_FIT_SPAN: u32 = 100;
-/// The fit may move the time factor by at most this share: the grid's widest half-step and
-/// some, never a different edit.
+/// The fit may move the time factor by at most this share: what pairs tolerate and some, never
+/// a different edit (that is the triplets' to find).
 const MAX_FIT_MOVE: f64 = 0.025;
 
 /// A hit: a query landmark found in a reference.
@@ -306,9 +309,8 @@ pub fn candidates<R: References + ?Sized>(
     query_frames: u32,
     params: &MatchParams,
 ) -> Result<(Vec<Match>, f64), R::Error> {
-    let mut hits = collect_hits(refs, &[query.landmarks.clone()], &[Warp::IDENTITY])?;
     let (pairs, pair_trials) = vote(
-        hits.pop().unwrap_or_default(),
+        collect_hits(refs, &query.landmarks)?,
         query_frames,
         Warp::IDENTITY,
         &|track| refs.frames(track),
@@ -332,34 +334,30 @@ pub fn candidates<R: References + ?Sized>(
     Ok((verified, trials))
 }
 
-/// Looks every distinct hash of every warp up once and expands the rows into hits, one list per
-/// warp. Landmark frames are in reference time; hits keep the query frame.
+/// Looks every distinct hash of the landmarks up once and expands the rows into hits.
 fn collect_hits<R: References + ?Sized>(
     refs: &R,
-    sets: &[Vec<Landmark>],
-    warps: &[Warp],
-) -> Result<Vec<Vec<Hit>>, R::Error> {
-    let mut by_hash: HashMap<u32, Vec<(usize, u32)>> = HashMap::new();
-    for (w, set) in sets.iter().enumerate() {
-        for l in set {
-            by_hash.entry(l.hash).or_default().push((w, l.frame));
-        }
+    landmarks: &[Landmark],
+) -> Result<Vec<Hit>, R::Error> {
+    let mut by_hash: HashMap<u32, Vec<u32>> = HashMap::new();
+    for l in landmarks {
+        by_hash.entry(l.hash).or_default().push(l.frame);
     }
     let mut keys: Vec<u32> = by_hash.keys().copied().collect();
     keys.sort_unstable();
-    let mut hits = vec![Vec::new(); sets.len()];
+    let mut hits = Vec::new();
     // Rows arrive grouped by hash; a group is expanded into hits only once it is complete and
     // no larger than MAX_ROWS_PER_HASH.
     let mut group: Vec<(TrackId, u32)> = Vec::new();
     let mut current = None;
     let mut expand = |hash: u32, rows: &mut Vec<(TrackId, u32)>| {
         if rows.len() <= MAX_ROWS_PER_HASH {
-            for &(w, frame) in by_hash.get(&hash).map(Vec::as_slice).unwrap_or_default() {
+            for &frame in by_hash.get(&hash).map(Vec::as_slice).unwrap_or_default() {
                 for &(track, t) in rows.iter() {
-                    hits[w].push(Hit {
+                    hits.push(Hit {
                         track,
                         offset: t as i64 - frame as i64,
-                        query: (frame as f64 / warps[w].time).round() as u32,
+                        query: frame,
                         hash,
                     });
                 }
@@ -393,7 +391,7 @@ const MAX_ROWS_PER_HASH: usize = 1000;
 /// process, not input an attacker controls, and the standard SipHash made counting slower than
 /// the sort it replaces.
 #[derive(Default)]
-struct FxLike(u64);
+pub(crate) struct FxLike(u64);
 
 impl Hasher for FxLike {
     fn write(&mut self, bytes: &[u8]) {
@@ -412,7 +410,7 @@ impl Hasher for FxLike {
     }
 }
 
-type FastHash = BuildHasherDefault<FxLike>;
+pub(crate) type FastHash = BuildHasherDefault<FxLike>;
 
 /// Offset voting over hits (pure): all segments with at least `min_score` hits, and the number
 /// of alignments searched (offset windows over all references hit), for the confidence.
@@ -493,8 +491,8 @@ fn vote(
         }
         for (c, m) in &segs {
             // The strongest other alignment of this reference over the same stretch of query.
-            // Clusters a few frames away are this alignment smeared by drift (the warp grid is
-            // off by up to 1.5 % of the stretch), not another one.
+            // Clusters a few frames away are this alignment smeared by drift (pairs align an
+            // upload up to 1.5 % off speed), not another one.
             let drift = 2 * p.offset_tolerance as i64
                 + 1
                 + (0.015 * (m.query_frames.1 - m.query_frames.0) as f64).ceil() as i64;
