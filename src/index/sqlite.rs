@@ -640,27 +640,33 @@ fn insert_track_as(
 }
 
 /// Triplets share the postings of landmark hashes (rows, then merged blobs), under keys above
-/// every 32-bit hash.
+/// every 32-bit hash: one posting list per triplet key without its band (the anchor's coarse
+/// pitch), so a lookup reads the few bands an upload triplet probes in one row, and the index
+/// keeps a fifth as many rows.
 const TRIPLET_KEYS: i64 = 1 << 32;
 
-/// A triplet as a posting: its key in [`TRIPLET_KEYS`], and its place as one number that sorts
-/// by time: anchor (quarters of a frame) << 16 | log frequency above its band's floor (16ths of
-/// a semitone, 7 bits) << 9 | span (eighths of a frame, 9 bits). About 6 bytes a posting in a
-/// blob.
+/// Bits of a triplet key that hold its band (the low ones, see `fingerprint::triplets::key`).
+const BAND_BITS: u32 = 6;
+
+/// A triplet as a posting: the row it goes in, and its place as one number that sorts by time:
+/// anchor (quarters of a frame) << 22 | band << 16 | log frequency above the band's floor (16ths
+/// of a semitone, 7 bits) << 9 | span (eighths of a frame, 9 bits). About 6 bytes in a blob.
 fn triplet_posting(t: &StoredTriplet) -> (i64, u64) {
+    let band = (t.key & ((1 << BAND_BITS) - 1)) as u64;
     let l = (t.l as i64 - band_floor(t.key)).clamp(0, 127) as u64;
     let span = (t.span as u64).min(511);
     (
-        TRIPLET_KEYS + t.key as i64,
-        ((t.t as u64) << 16) | (l << 9) | span,
+        TRIPLET_KEYS + (t.key >> BAND_BITS) as i64,
+        ((t.t as u64) << 22) | (band << 16) | (l << 9) | span,
     )
 }
 
-/// Inverse of [`triplet_posting`] for a posting under `key` (the 28-bit triplet key).
-fn triplet_of(key: u32, value: u64) -> StoredTriplet {
+/// Inverse of [`triplet_posting`] for a posting in row `row` (a triplet key without its band).
+fn triplet_of(row: u32, value: u64) -> StoredTriplet {
+    let key = (row << BAND_BITS) | ((value >> 16) & ((1 << BAND_BITS) - 1)) as u32;
     StoredTriplet {
         key,
-        t: (value >> 16).min(u32::MAX as u64) as u32,
+        t: (value >> 22).min(u32::MAX as u64) as u32,
         l: (band_floor(key) + ((value >> 9) & 127) as i64).clamp(0, u16::MAX as i64) as u16,
         span: (value & 511) as u16,
     }
@@ -669,7 +675,7 @@ fn triplet_of(key: u32, value: u64) -> StoredTriplet {
 /// The lowest log frequency (16ths of a semitone) of the band a triplet key names.
 fn band_floor(key: u32) -> i64 {
     let p = crate::fingerprint::triplets::TripletParams::default();
-    ((key & 63) as f32 * p.band_semitones * 16.0).round() as i64
+    ((key & ((1 << BAND_BITS) - 1)) as f32 * p.band_semitones * 16.0).round() as i64
 }
 
 /// Column `i` of `r` as a blob, borrowed.
@@ -970,12 +976,32 @@ impl Store for SqliteStore {
         cap: usize,
         hit: &mut dyn FnMut(TrackId, StoredTriplet),
     ) -> Result<()> {
-        let spaced: Vec<i64> = keys.iter().map(|&k| TRIPLET_KEYS + k as i64).collect();
-        self.lookup_keys(&spaced, &mut |key, postings| {
-            if postings.len() <= cap {
-                let key = (key - TRIPLET_KEYS) as u32;
-                for &(track, value) in postings {
-                    hit(TrackId(track), triplet_of(key, value));
+        let mut wanted = keys.to_vec();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut rows: Vec<i64> = wanted
+            .iter()
+            .map(|&k| TRIPLET_KEYS + (k >> BAND_BITS) as i64)
+            .collect();
+        rows.dedup();
+        let mut found: Vec<(TrackId, StoredTriplet)> = Vec::new();
+        self.lookup_keys(&rows, &mut |row, postings| {
+            let row = (row - TRIPLET_KEYS) as u32;
+            found.clear();
+            found.extend(
+                postings
+                    .iter()
+                    .map(|&(track, value)| (TrackId(track), triplet_of(row, value))),
+            );
+            // The row holds every band: keep the keys asked for, each with all its postings
+            // together, and skip those stored more than `cap` times.
+            found.retain(|f| wanted.binary_search(&f.1.key).is_ok());
+            found.sort_by_key(|f| f.1.key);
+            for group in found.chunk_by(|a, b| a.1.key == b.1.key) {
+                if group.len() <= cap {
+                    for &(track, t) in group {
+                        hit(track, t);
+                    }
                 }
             }
         })
@@ -1360,9 +1386,9 @@ mod tests {
                         l: (floor + off) as u16,
                         span: [32u16, 250, 496][i],
                     };
-                    let (key, value) = triplet_posting(&tr);
-                    assert!(key >= TRIPLET_KEYS);
-                    assert_eq!(triplet_of((key - TRIPLET_KEYS) as u32, value), tr);
+                    let (row, value) = triplet_posting(&tr);
+                    assert_eq!(row, TRIPLET_KEYS + (tr.key >> BAND_BITS) as i64);
+                    assert_eq!(triplet_of((row - TRIPLET_KEYS) as u32, value), tr);
                     if band == 0 && off == 0 {
                         assert!(last.is_none_or(|l| l < value));
                         last = Some(value);
