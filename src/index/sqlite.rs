@@ -371,7 +371,7 @@ impl SqliteStore {
     /// Hands `found(key, postings)` every posting of each of `keys` (distinct; rows and blobs
     /// together), one key at a time, in one read transaction: a consistent snapshot even while
     /// a writer commits.
-    fn lookup_keys(&self, keys: &[i64], found: &mut dyn FnMut(i64, &[(i64, u64)])) -> Result<()> {
+    fn lookup_keys(&self, keys: &[i64], found: &mut dyn FnMut(i64, &[Posting])) -> Result<()> {
         if keys.is_empty() {
             return Ok(());
         }
@@ -638,6 +638,9 @@ fn insert_track_as(
     }
     Ok((TrackId(id), (rows.len() + triplets.len()) as u64))
 }
+
+/// One stored occurrence of a key: (track, value), the value a frame or a [`triplet_posting`].
+type Posting = (i64, u64);
 
 /// Triplets share the postings of landmark hashes (rows, then merged blobs), under keys above
 /// every 32-bit hash: one posting list per triplet key without its band (the anchor's coarse
