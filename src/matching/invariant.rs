@@ -9,8 +9,8 @@
 //! least-squares line through them, the median shift. [`fine_pass`] then lets the reference's
 //! peaks settle the factors the hits leave loose, before verification.
 //!
-//! Like the rest of matching, this takes hits as data: references are numbered densely by the
-//! caller, who also maps them back.
+//! Like the rest of matching, this sees the index only through [`References`]; [`first_pass`]
+//! numbers the references it hits densely for the vote and maps them back.
 
 use std::collections::HashMap;
 

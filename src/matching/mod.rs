@@ -71,7 +71,7 @@ pub struct MatchParams {
     pub min_confidence: f64,
     /// Candidate offsets examined per reference (several allow a chant repeated in one upload).
     pub candidates_per_track: usize,
-    /// The fingerprint parameters of the index (band, pairing zone), to re-pair warped peaks.
+    /// The fingerprint parameters of the index (the band of bins verification compares).
     pub fingerprint: FingerprintParams,
     /// The triplets an upload probes and the range of edits the first pass searches.
     pub triplets: TripletParams,
