@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::fingerprint::{Landmark, Prints};
 use crate::index::{
-    decode_peaks, encode_peaks, get_varint, put_varint, IndexError, Metadata, NewTrack,
+    decode_peaks, encode_peaks, get_varint, put_varint, IndexError, Metadata, NewTrack, PeakFormat,
     SqliteStore, Store, TrackId,
 };
 
@@ -113,7 +113,7 @@ pub fn write(params_id: &str, tracks: &[PackTrack]) -> Vec<u8> {
         );
         let mut peaks = t.prints.peaks.clone();
         peaks.sort_by_key(|p| (p.frame, p.bin));
-        put_bytes(&mut out, &encode_peaks(&peaks));
+        put_bytes(&mut out, &encode_peaks(&peaks, PeakFormat::of(params_id)));
         let mut marks: Vec<(u32, u32)> = t
             .prints
             .landmarks
@@ -173,7 +173,8 @@ pub fn read(bytes: &[u8], params_id: &str) -> Result<Vec<PackTrack>> {
         r = rest;
         let info: TrackInfo = serde_json::from_slice(get_bytes(&mut r)?)
             .map_err(|_| PackError::Malformed("track info"))?;
-        let peaks = decode_peaks(get_bytes(&mut r)?).ok_or(PackError::Malformed("peaks"))?;
+        let peaks = decode_peaks(get_bytes(&mut r)?, PeakFormat::of(params_id))
+            .ok_or(PackError::Malformed("peaks"))?;
         let count = get_varint(&mut r).ok_or(PackError::Malformed("hash count"))?;
         // Every landmark takes at least two bytes: a larger count is a lie, not an allocation.
         if count > r.len() as u64 / 2 {

@@ -1,5 +1,6 @@
 //! Evasion edits made in the test itself: sped up (resampling), tempo-only (WSOLA), pitch-only
-//! (WSOLA then resampling). Each is found with the right reference, offset and factor.
+//! (WSOLA then resampling), and both moved apart. Each is found with the right reference, offset
+//! and factors, in the one lookup pass the triplets make (issue 13).
 
 mod common;
 use common::*;
@@ -131,5 +132,49 @@ fn short_video_edits_far_from_the_original_are_found_with_their_factors() {
             (got - cents).abs() <= 20.0,
             "pitch {got} cents, want {cents}"
         );
+    }
+}
+
+/// The rest of the range one lookup pass covers: every speed a short-video app offers, and
+/// tempo and pitch moved by different amounts (off every line a grid of warps would try).
+#[test]
+fn speeds_across_the_range_and_tempo_with_pitch_are_found_with_their_factors() {
+    let (s, clip) = setup("evasion-plane");
+    for speed in [0.85, 1.15, 1.2] {
+        let edited = resample(&clip, (RATE as f64 * speed) as u32, RATE);
+        let m = check(&s, &format!("plane-speed{speed}.wav"), &edited, speed);
+        assert!(
+            (m.speed / speed - 1.0).abs() <= 0.01,
+            "speed {speed}: {}",
+            m.speed
+        );
+        assert_eq!(m.pitch_cents, None, "speed {speed}");
+    }
+    // Tempo 1.15 and +200 cents.
+    let p = 2f64.powf(200.0 / 1200.0);
+    let edited = resample(&stretch(&clip, 1.15 / p), (RATE as f64 * p) as u32, RATE);
+    let m = check(&s, "plane-tempo-pitch.wav", &edited, 1.15);
+    let cents = m
+        .pitch_cents
+        .expect("pitch moved apart from tempo: reported");
+    assert!(
+        (cents - 200.0).abs() <= 20.0,
+        "pitch {cents} cents, want +200"
+    );
+}
+
+/// A song that is not indexed finds nothing, whatever speed it is played at: the wide search
+/// does not buy its range with chance matches.
+#[test]
+fn an_unrelated_song_at_any_speed_finds_nothing() {
+    let s = indexed_songs("evasion-unrelated", 1..=3, 30.0);
+    let other = synth::song(9, 12.0, RATE);
+    for speed in [1.0, 1.25, 0.8] {
+        let path = s.path(&format!("other{speed}.wav"));
+        let edited = resample(&other, (RATE as f64 * speed) as u32, RATE);
+        synth::write_wav(&path, &edited, RATE, 1).unwrap();
+        let (code, recs) = scan(&s.db(), &[&path]);
+        assert_eq!(code, 0, "speed {speed}: {:?}", recs[0].matches);
+        assert!(recs[0].matches.is_empty());
     }
 }

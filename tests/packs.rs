@@ -124,7 +124,7 @@ fn damaged_or_foreign_packs_are_refused_and_leave_the_index_unchanged() {
     newer[8] = 9; // format version 9
                   // A pack from other parameters: rewrite the parameter id and fix the checksum.
     let mut foreign = good.clone();
-    let pos = foreign.windows(4).position(|w| w == b"fp1-").unwrap();
+    let pos = foreign.windows(4).position(|w| w == b"fp2-").unwrap();
     foreign[pos + 4] = if foreign[pos + 4] == b'0' { b'1' } else { b'0' };
     let body = foreign.len() - 32;
     let sum = {

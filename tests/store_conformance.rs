@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
 
-use nasheed::fingerprint::{Landmark, Peak, Prints};
+use nasheed::fingerprint::triplets::StoredTriplet;
+use nasheed::fingerprint::{fingerprint, FingerprintParams, Landmark, Peak, Prints, Side};
 use nasheed::index::{self, Access, IndexError, Metadata, NewTrack, Store, TrackId};
 
 const PARAMS: &str = "fp-conformance";
@@ -44,6 +45,7 @@ fn prints(seed: u32, n: u32) -> Prints {
             frame: i * 7 + seed,
             bin: (10 + i * 3) as u16,
             salience: 0.0,
+            sub: [0, 0],
         })
         .collect();
     Prints { landmarks, peaks }
@@ -210,6 +212,101 @@ fn readers_see_whole_tracks_only(at: &Path) {
     assert_eq!(open(at, Access::Read).tracks().unwrap().len(), 12);
 }
 
+/// Prints of a few seconds of synthetic music, as an indexer makes them: they yield triplets.
+fn song_prints(seed: u64) -> Prints {
+    let params = FingerprintParams::default();
+    let samples = nasheed_harness::synth::song(seed, 12.0, params.sample_rate);
+    fingerprint(&samples, &params, Side::Reference)
+}
+
+/// Every (track, triplet) the store answers for `keys` with `cap`, sorted; each key's hits
+/// must come together.
+fn triplet_hits(store: &dyn Store, keys: &[u32], cap: usize) -> Vec<(i64, StoredTriplet)> {
+    let mut out = Vec::new();
+    store
+        .lookup_triplets(keys, cap, &mut |t, tr| out.push((t.0, tr)))
+        .unwrap();
+    let mut runs: Vec<u32> = out.iter().map(|(_, tr)| tr.key).collect();
+    runs.dedup();
+    let distinct: BTreeSet<u32> = runs.iter().copied().collect();
+    assert_eq!(runs.len(), distinct.len(), "a key's hits came apart");
+    out.sort_unstable();
+    out
+}
+
+/// What `triplet_hits` should answer: the stored (track, triplet)s under `keys`, those of keys
+/// stored more than `cap` times left out.
+fn triplets_expected(
+    stored: &[(i64, StoredTriplet)],
+    keys: &[u32],
+    cap: usize,
+) -> Vec<(i64, StoredTriplet)> {
+    let keys: BTreeSet<u32> = keys.iter().copied().collect();
+    let count = |k: u32| stored.iter().filter(|(_, t)| t.key == k).count();
+    let mut out: Vec<_> = stored
+        .iter()
+        .filter(|(_, t)| keys.contains(&t.key) && count(t.key) <= cap)
+        .copied()
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+fn triplets_follow_their_track(at: &Path) {
+    let mut s = open(at, Access::Create);
+    let (pa, pc) = (song_prints(7), song_prints(8));
+    let (ta, tc) = (index::triplets_of(&pa), index::triplets_of(&pc));
+    assert!(
+        ta.len() > 100 && tc.len() > 100,
+        "{} {}",
+        ta.len(),
+        tc.len()
+    );
+    let a = s.add_track(&track("a", 'a'), &pa).unwrap();
+    // The same prints under another SHA-256, so every key of `a` is stored at least twice.
+    let b = s.add_track(&track("b", 'b'), &pa).unwrap();
+    assert_eq!(
+        s.add_tracks(&[(track("c", 'c'), pc.clone())]).unwrap(),
+        (1, 0)
+    );
+    let c = s.find_sha(&"c".repeat(64)).unwrap().unwrap();
+    let mut stored: Vec<(i64, StoredTriplet)> = Vec::new();
+    for (id, ts) in [(a, &ta), (b, &ta), (c, &tc)] {
+        stored.extend(ts.iter().map(|&t| (id.0, t)));
+    }
+    let mut keys: Vec<u32> = ta.iter().map(|t| t.key).collect();
+    keys.dedup();
+    // Exactly a's triplets, under a and b, plus whatever of c shares their keys.
+    let all = triplet_hits(&*s, &keys, usize::MAX);
+    let of = |id: TrackId| -> Vec<StoredTriplet> {
+        all.iter().filter(|h| h.0 == id.0).map(|h| h.1).collect()
+    };
+    assert_eq!((of(a), of(b)), (ta.clone(), ta.clone()));
+    assert_eq!(all, triplets_expected(&stored, &keys, usize::MAX));
+    // Keys stored more than `cap` times are skipped, counted over the whole store.
+    for cap in [0, 1, 2, 3] {
+        assert_eq!(
+            triplet_hits(&*s, &keys, cap),
+            triplets_expected(&stored, &keys, cap),
+            "cap {cap}"
+        );
+    }
+    assert!(triplet_hits(&*s, &keys, 0).is_empty());
+    assert!(triplet_hits(&*s, &keys, 1).is_empty());
+    assert!(triplet_hits(&*s, &[], usize::MAX).is_empty());
+    // Removal takes a track's triplets with it.
+    assert!(s.remove(a).unwrap());
+    stored.retain(|h| h.0 != a.0);
+    assert_eq!(
+        triplet_hits(&*s, &keys, usize::MAX),
+        triplets_expected(&stored, &keys, usize::MAX)
+    );
+    assert!(s.remove(b).unwrap() && s.remove(c).unwrap());
+    let mut every: Vec<u32> = tc.iter().map(|t| t.key).chain(keys).collect();
+    every.sort_unstable();
+    assert!(triplet_hits(&*s, &every, usize::MAX).is_empty());
+}
+
 fn parameters_and_migrations(at: &Path, fresh: &Path) {
     drop(open(at, Access::Create));
     // Migrating twice is a no-op; the parameters are recorded once.
@@ -248,6 +345,7 @@ fn conforms(fresh: &mut dyn FnMut(&str) -> PathBuf) {
     duplicates_and_batches(&fresh("dups"));
     two_writers_store_one_content_once(&fresh("writers"));
     readers_see_whole_tracks_only(&fresh("readers"));
+    triplets_follow_their_track(&fresh("triplets"));
     let (a, b) = (fresh("params"), fresh("missing"));
     parameters_and_migrations(&a, &b);
 }

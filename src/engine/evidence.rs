@@ -193,7 +193,8 @@ pub struct Rules {
     pub min_lead_sd: f64,
     /// Confidence.
     pub min_confidence: f64,
-    /// Edits (speed, pitch, tempo) tried on every upload.
+    /// Edits the search tells apart: the upload as it is, and every speed, tempo and pitch
+    /// change the triplet pass resolves.
     pub edits_tried: usize,
     /// Hashes a candidate needs to be explained when nothing matched.
     pub candidate_min_hits: u32,
@@ -452,7 +453,8 @@ pub fn build_report(
             min_lead_hits: match_params.min_margin,
             min_lead_sd: verify::DECISIVE_Z,
             min_confidence: match_params.min_confidence,
-            edits_tried: match_params.warps.len(),
+            edits_tried: 1 + crate::matching::invariant::edits_resolved(&match_params.triplets)
+                .round() as usize,
             candidate_min_hits: CANDIDATE_MIN_HITS,
         },
     })
@@ -680,6 +682,20 @@ impl matching::References for Alone<'_> {
         })
     }
 
+    fn lookup_triplets(
+        &self,
+        keys: &[u32],
+        cap: usize,
+        hit: &mut dyn FnMut(TrackId, crate::fingerprint::triplets::StoredTriplet),
+    ) -> std::result::Result<(), Self::Error> {
+        let track = self.track;
+        self.scanner.lookup_triplets(keys, cap, &mut |t, s| {
+            if t == track {
+                hit(t, s)
+            }
+        })
+    }
+
     fn peaks(&self, track: TrackId) -> std::result::Result<Vec<Peak>, Self::Error> {
         self.scanner.peaks(track)
     }
@@ -777,6 +793,7 @@ mod tests {
             frame,
             bin,
             salience: 1.0,
+            sub: [0, 0],
         };
         let peaks = vec![p(9, 50), p(10, 52), p(11, 40), p(12, 51)];
         assert_eq!(nearest(&peaks, 10.0, 51.0), Some(1));

@@ -401,13 +401,30 @@ impl<'a> Scanner<'a> {
                 ref_start_s: r0,
                 ref_end_s: r0 + (q1 - q0) * speed,
                 speed,
-                pitch_cents: (m.warp.freq != m.warp.time).then(|| 1200.0 * m.warp.freq.log2()),
+                pitch_cents: pitch_cents(speed, m.warp.freq),
                 score: m.score,
                 confidence: m.confidence,
                 evidence: evidence::Basis::of(&m, frame_s),
             });
         }
         out
+    }
+}
+
+/// How far apart (cents) a found pitch and a found speed may be and still be one speed change,
+/// and how near a pitch may be to none: the first pass resolves pitch to about 10 cents.
+const PITCH_RESOLUTION_CENTS: f64 = 15.0;
+
+/// The pitch shift to report for an alignment at `speed` with frequency factor `freq`: none for
+/// a plain speed change (pitch moved with tempo), else the shift (0 for a tempo-only change).
+fn pitch_cents(speed: f64, freq: f64) -> Option<f64> {
+    let (pitch, with_speed) = (1200.0 * freq.log2(), 1200.0 * speed.log2());
+    if (pitch - with_speed).abs() <= PITCH_RESOLUTION_CENTS {
+        None
+    } else if pitch.abs() <= PITCH_RESOLUTION_CENTS {
+        Some(0.0)
+    } else {
+        Some(pitch)
     }
 }
 
@@ -422,6 +439,15 @@ impl matching::References for Scanner<'_> {
         hit: &mut dyn FnMut(u32, TrackId, u32),
     ) -> std::result::Result<(), IndexError> {
         self.store.lookup(hashes, hit)
+    }
+
+    fn lookup_triplets(
+        &self,
+        keys: &[u32],
+        cap: usize,
+        hit: &mut dyn FnMut(TrackId, crate::fingerprint::triplets::StoredTriplet),
+    ) -> std::result::Result<(), IndexError> {
+        self.store.lookup_triplets(keys, cap, hit)
     }
 
     fn peaks(

@@ -82,6 +82,7 @@ mod tests {
             frame,
             bin,
             salience: 1.0,
+            sub: [0, 0],
         };
         let peaks = vec![
             p(0, 50),

@@ -159,8 +159,10 @@ impl Fingerprinter {
             }
             Side::Query => kept,
         };
+        let first = out.peaks.len();
         out.peaks
             .extend(stored.iter().filter(|k| range.contains(&k.frame)));
+        as_stored(frames, self.base, &mut out.peaks[first..]);
         self.done = end;
         let keep_from = end.saturating_sub(p.context_before() as u32).max(self.base);
         self.frames.drain(..(keep_from - self.base) as usize);
@@ -205,6 +207,7 @@ pub fn warped_landmarks(
                 frame: frame as u32,
                 bin: bin as u16,
                 salience: p.salience,
+                sub: [0, 0],
             })
         })
         .collect();
@@ -231,6 +234,16 @@ pub fn fingerprint(samples: &[f32], params: &FingerprintParams, side: Side) -> P
     out
 }
 
+/// Refines `peaks` and rounds their salience as an index keeps it: triplets are derived from
+/// stored peaks, and must come out the same from a fresh fingerprint as from a stored one.
+/// `first` is the absolute frame of `frames[0]`.
+fn as_stored(frames: &[Frame], first: u32, peaks: &mut [Peak]) {
+    triplets::refine(frames, first, peaks);
+    for p in peaks.iter_mut() {
+        p.salience = peaks::stored_salience(p.salience) as f32 / 8.0;
+    }
+}
+
 /// Selected peaks of a whole signal, in one pass (used by tests, benchmarks and diagnostics).
 pub fn peaks_of(samples: &[f32], params: &FingerprintParams, side: Side) -> Vec<Peak> {
     let density = match side {
@@ -239,7 +252,9 @@ pub fn peaks_of(samples: &[f32], params: &FingerprintParams, side: Side) -> Vec<
     };
     let frames = spectrogram::spectrogram(samples, params);
     let cands = peaks::candidate_peaks(&frames, 0, params);
-    peaks::select_peaks(&cands, params.rank_window, density.peaks_per_window)
+    let mut kept = peaks::select_peaks(&cands, params.rank_window, density.peaks_per_window);
+    as_stored(&frames, 0, &mut kept);
+    kept
 }
 
 #[cfg(test)]
@@ -286,13 +301,14 @@ mod tests {
             &mut batch,
         );
         assert!(batch.len() > 500, "only {} landmarks", batch.len());
-        let stored =
+        let mut stored =
             peaks::select_peaks(&cands, params.rank_window, params.verify_peaks_per_window);
         assert!(stored.len() > kept.len());
         assert!(
             kept.iter().all(|k| stored.contains(k)),
             "hashed peaks are stored"
         );
+        as_stored(&frames, 0, &mut stored);
         for block in [1usize, 333, 4096, 100_000] {
             let mut fp = Fingerprinter::new(&params, Side::Reference);
             let mut out = Prints::default();

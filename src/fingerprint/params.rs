@@ -97,7 +97,7 @@ impl FingerprintParams {
     /// Query-side density is left out on purpose: it can be tuned without re-indexing.
     pub fn id(&self) -> String {
         let text = format!(
-            "v1 sr={} fft={} hop={} bins={:?} smooth={} env={} peak={}x{} sal={} rank={} zone={}x{} ref={}/{} verify={}",
+            "v2 sr={} fft={} hop={} bins={:?} smooth={} env={} peak={}x{} sal={} rank={} zone={}x{} ref={}/{} verify={} {}",
             self.sample_rate,
             self.fft_size,
             self.hop,
@@ -113,10 +113,11 @@ impl FingerprintParams {
             self.reference.peaks_per_window,
             self.reference.fan_out,
             self.verify_peaks_per_window,
+            super::triplets::TripletParams::default().stored_shape(),
         );
         let digest = Sha256::digest(text.as_bytes());
         let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
-        format!("fp1-{hex}")
+        format!("fp2-{hex}")
     }
 
     /// Frames of context the streaming fingerprinter must keep before a chunk.

@@ -17,6 +17,15 @@ pub struct Peak {
     pub bin: u16,
     /// Whitened log power.
     pub salience: f32,
+    /// Where the interpolated maximum lies from (frame, bin), in sixteenths of a frame and of a
+    /// bin, in [−8, 7] (see `triplets::refine`); zero where not refined.
+    pub sub: [i8; 2],
+}
+
+/// Salience as an index stores it: eighths of a log unit, 0–255 (a stored reference's peaks
+/// are ranked again when its triplets are derived, so the rank must survive storage).
+pub fn stored_salience(s: f32) -> u8 {
+    (s * 8.0).round().clamp(0.0, 255.0) as u8
 }
 
 /// Local maxima over ±`peak_half_frames` × ±`peak_half_bins` with at least `min_salience`.
@@ -48,6 +57,7 @@ pub fn candidate_peaks(frames: &[Frame], first: u32, params: &FingerprintParams)
                     frame: first + t as u32,
                     bin: b as u16,
                     salience: s,
+                    sub: [0, 0],
                 });
             }
         }
@@ -132,6 +142,7 @@ mod tests {
                         frame: t as u32,
                         bin: b as u16,
                         salience: s,
+                        sub: [0, 0],
                     });
                 }
             }

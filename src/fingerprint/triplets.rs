@@ -1,7 +1,8 @@
 //! Triplet keys that survive speed, tempo and pitch edits (issue 13's first pass).
 //!
 //! A landmark pair's hash holds a time gap and two frequencies, so an upload sped up by 20 %
-//! shares none of its reference's hashes; the warp grid undoes the edit by trying many guesses.
+//! shares none of its reference's hashes (a grid of warped queries undid that by trying many
+//! guesses, each a round of lookups).
 //! A triplet is an anchor peak and two later peaks near it. Under a time factor every gap scales
 //! alike, so the *ratio* of the two gaps stays; under a frequency factor every log frequency
 //! shifts alike, so log-frequency *differences* stay. The key holds only those (plus the
@@ -67,6 +68,8 @@ pub struct TripletParams {
     /// An upload triplet's strongest other targets tried as a stored triplet's fourth peak
     /// (quad keys only; at most [`QUERY_FOURTHS`]).
     pub query_fourths: usize,
+    /// Rank window (frames, half-width) of the peak selections above.
+    pub rank_window: usize,
 }
 
 impl Default for TripletParams {
@@ -89,7 +92,27 @@ impl Default for TripletParams {
             time_factors: (0.74, 1.36),
             max_shift_semitones: 6.0,
             query_fourths: 3,
+            rank_window: 31,
         }
+    }
+}
+
+impl TripletParams {
+    /// What shapes the stored triplets, for the fingerprint-parameter id.
+    pub fn stored_shape(&self) -> String {
+        format!(
+            "tri={}/{} zone={:?}x{} minbin={} span={} cells={}/{}/{} rank={}",
+            self.reference_peaks,
+            self.reference_fan,
+            self.zone_frames,
+            self.zone_semitones,
+            self.min_bin,
+            self.min_span_frames,
+            self.ratio_step,
+            self.semitone_step,
+            self.band_semitones,
+            self.rank_window
+        )
     }
 }
 
@@ -108,6 +131,52 @@ pub struct Triplet {
     /// it): invariant like the key, so an upload can check it is there too (a filter on chance
     /// hits, measured in docs/EVASION.md). `None` when the anchor had no other target.
     pub fourth: Option<(f32, f32)>,
+}
+
+/// A reference triplet as an index stores it: its key and, quantised, where it sits. The steps
+/// are finer than the vote's cells and the fine pass's (a time factor to 0.25 %, pitch to 10
+/// cents), and coarse enough to keep a posting small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StoredTriplet {
+    /// The key (28 bits, see [`key`]).
+    pub key: u32,
+    /// Anchor frame, in quarters of a frame.
+    pub t: u32,
+    /// Anchor log frequency, in 16ths of a semitone above bin 1.
+    pub l: u16,
+    /// Anchor → last target, in eighths of a frame.
+    pub span: u16,
+}
+
+impl StoredTriplet {
+    /// (anchor frame, anchor log frequency in semitones, span in frames).
+    pub fn position(&self) -> (f32, f32, f32) {
+        (
+            self.t as f32 / 4.0,
+            self.l as f32 / 16.0,
+            self.span as f32 / 8.0,
+        )
+    }
+}
+
+/// The triplets an index keeps for a reference, derived from the peaks it stores (sorted by
+/// frame, bin; refined and with their salience as stored), sorted and without duplicates.
+/// Derived rather than stored with the peaks, so that every copy of a reference (a pack, a
+/// replica, an import) gives the same triplets.
+pub fn stored_triplets(peaks: &[Peak], p: &TripletParams) -> Vec<StoredTriplet> {
+    let fine: Vec<FinePeak> = peaks.iter().map(FinePeak::of).collect();
+    let mut out: Vec<StoredTriplet> = reference_triplets(&fine, p, p.rank_window)
+        .iter()
+        .map(|t| StoredTriplet {
+            key: t.key,
+            t: (t.t * 4.0).round().max(0.0) as u32,
+            l: (t.l * 16.0).round().clamp(0.0, u16::MAX as f32) as u16,
+            span: (t.span * 8.0).round().clamp(0.0, u16::MAX as f32) as u16,
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// An upload triplet before quantisation: the query probes cells around its coordinates.
@@ -135,36 +204,50 @@ pub const QUERY_FOURTHS: usize = 8;
 /// Cell width of ln(fourth peak's gap ÷ span) in quad keys.
 const FOURTH_LN_STEP: f32 = 0.5;
 
-/// Refines candidate peaks by a parabola through the whitened log power of each neighbour in
-/// frequency and in time. `first` is the absolute frame of `frames[0]`; peaks must lie in it.
-pub fn refine(frames: &[Frame], first: u32, cands: &[Peak]) -> Vec<FinePeak> {
-    cands
-        .iter()
-        .filter_map(|p| {
-            let t = p.frame.checked_sub(first)? as usize;
-            let b = p.bin as usize;
-            let f = frames.get(t)?;
-            let db = match (b.checked_sub(1).and_then(|i| f.get(i)), f.get(b + 1)) {
-                (Some(&lo), Some(&hi)) => parabola(lo, f[b], hi),
+/// Refines peaks by a parabola through the whitened log power of each neighbour in frequency
+/// and in time, setting [`Peak::sub`]. `first` is the absolute frame of `frames[0]`; a peak
+/// outside `frames` is left as it is.
+pub fn refine(frames: &[Frame], first: u32, peaks: &mut [Peak]) {
+    for p in peaks {
+        let Some(t) = p.frame.checked_sub(first).map(|t| t as usize) else {
+            continue;
+        };
+        let b = p.bin as usize;
+        let Some(f) = frames.get(t) else { continue };
+        let Some(&mid) = f.get(b) else { continue };
+        let db = match (b.checked_sub(1).and_then(|i| f.get(i)), f.get(b + 1)) {
+            (Some(&lo), Some(&hi)) => parabola(lo, mid, hi),
+            _ => 0.0,
+        };
+        let dt = match (
+            t.checked_sub(1).and_then(|i| frames.get(i)),
+            frames.get(t + 1),
+        ) {
+            (Some(prev), Some(next)) => match (prev.get(b), next.get(b)) {
+                (Some(&lo), Some(&hi)) => parabola(lo, mid, hi),
                 _ => 0.0,
-            };
-            let dt = match (
-                t.checked_sub(1).and_then(|i| frames.get(i)),
-                frames.get(t + 1),
-            ) {
-                (Some(prev), Some(next)) => match (prev.get(b), next.get(b)) {
-                    (Some(&lo), Some(&hi)) => parabola(lo, f[b], hi),
-                    _ => 0.0,
-                },
-                _ => 0.0,
-            };
-            Some(FinePeak {
-                peak: *p,
-                t: p.frame as f32 + dt,
-                l: 12.0 * (b as f32 + db).max(1.0).log2(),
-            })
-        })
-        .collect()
+            },
+            _ => 0.0,
+        };
+        p.sub = [sixteenths(dt), sixteenths(db)];
+    }
+}
+
+/// An offset in [−0.5, 0.5] in sixteenths, as [`Peak::sub`] holds it.
+fn sixteenths(x: f32) -> i8 {
+    (x * 16.0).round().clamp(-8.0, 7.0) as i8
+}
+
+impl FinePeak {
+    /// The peak at its refined position (from [`Peak::sub`]).
+    pub fn of(p: &Peak) -> FinePeak {
+        let bin = p.bin as f32 + p.sub[1] as f32 / 16.0;
+        FinePeak {
+            peak: *p,
+            t: p.frame as f32 + p.sub[0] as f32 / 16.0,
+            l: 12.0 * bin.max(1.0).log2(),
+        }
+    }
 }
 
 /// Vertex of the parabola through three equally spaced values, as an offset from the middle
@@ -434,6 +517,7 @@ mod tests {
                         frame,
                         bin,
                         salience: 1.0 + (next() % 1000) as f32 / 100.0,
+                        sub: [0, 0],
                     },
                     t: frame as f32,
                     l: 12.0 * (bin as f32 + db).log2(),
@@ -458,6 +542,7 @@ mod tests {
                         frame: t.round() as u32,
                         bin: 2f32.powf(l / 12.0).round() as u16,
                         salience: p.peak.salience,
+                        sub: [0, 0],
                     },
                     t,
                     l,

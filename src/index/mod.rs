@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::fingerprint::peaks::stored_salience;
+use crate::fingerprint::triplets::StoredTriplet;
 use crate::fingerprint::{Peak, Prints};
 
 pub use postgres::PostgresStore;
@@ -202,7 +204,7 @@ pub enum IndexError {
     CorruptTrack(i64),
     /// A hash's stored posting list does not decode (a damaged index file).
     #[error("corrupt posting list of hash {0:#x}: the index file is damaged; rebuild it")]
-    CorruptPostings(u32),
+    CorruptPostings(i64),
     /// No track has this id or SHA-256 (prefix).
     #[error("no track {0} (see `nasheed list`)")]
     NoSuchTrack(String),
@@ -327,7 +329,7 @@ pub trait Store {
         &self,
         ids: &[TrackId],
     ) -> Result<std::collections::HashMap<TrackId, Vec<crate::fingerprint::Landmark>>>;
-    /// The stored peaks of a track (frame and bin; salience is not kept), sorted by (frame, bin).
+    /// The stored peaks of a track (salience and refinement as stored), sorted by (frame, bin).
     fn peaks(&self, id: TrackId) -> Result<Vec<Peak>>;
     /// The track with this content hash, if indexed.
     fn find_sha(&self, sha256: &str) -> Result<Option<TrackId>>;
@@ -345,6 +347,15 @@ pub trait Store {
     }
     /// Calls `hit(hash, track, frame)` for every stored occurrence of each of `hashes`.
     fn lookup(&self, hashes: &[u32], hit: &mut dyn FnMut(u32, TrackId, u32)) -> Result<()>;
+    /// Calls `hit(track, triplet)` for every stored triplet under each of `keys` (distinct), all of one key
+    /// together, skipping every key stored more than `cap` times (so common that its hits are
+    /// nearly all chance). A store keeps [`triplets_of`] each track's prints.
+    fn lookup_triplets(
+        &self,
+        keys: &[u32],
+        cap: usize,
+        hit: &mut dyn FnMut(TrackId, StoredTriplet),
+    ) -> Result<()>;
     /// One track.
     fn track(&self, id: TrackId) -> Result<Option<TrackInfo>>;
     /// All tracks, by id.
@@ -361,35 +372,83 @@ pub trait Store {
     fn compact(&mut self) -> Result<()>;
 }
 
+/// The triplets a store keeps for a track: derived from its stored peaks (so a pack, a replica
+/// or an import of the track gives the same ones), with this build's triplet parameters (part
+/// of the fingerprint-parameter id).
+pub fn triplets_of(prints: &Prints) -> Vec<StoredTriplet> {
+    crate::fingerprint::triplets::stored_triplets(
+        &prints.peaks,
+        &crate::fingerprint::triplets::TripletParams::default(),
+    )
+}
+
 /// Most tracks [`Store::find_sha_prefix`] returns: two already make a prefix ambiguous, a few
 /// more tell the user which.
 pub const SHA_PREFIX_LIMIT: usize = 5;
 
-/// Packs peaks (sorted by frame) as: varint frame delta, then the bin as a varint.
-/// About 2–3 bytes a peak; the peaks let the matcher verify an alignment peak by peak.
-pub fn encode_peaks(peaks: &[Peak]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(peaks.len() * 3);
+/// How stored peaks are encoded, which follows the fingerprint-parameter id: indexes and packs
+/// made with `fp1-*` ids kept frame and bin only, and can still be listed and exported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeakFormat {
+    /// Varint frame delta, varint bin (fingerprint ids `fp1-*`).
+    Plain,
+    /// Then one byte of salience ([`stored_salience`]) and one of refinement: sub-frame and
+    /// sub-bin sixteenths + 8, a nibble each (since `fp2-*`, whose triplets are derived from them).
+    Refined,
+}
+
+impl PeakFormat {
+    /// The encoding of peaks stored with fingerprint-parameter id `params_id`.
+    pub fn of(params_id: &str) -> Self {
+        match params_id.starts_with("fp1-") {
+            true => PeakFormat::Plain,
+            false => PeakFormat::Refined,
+        }
+    }
+}
+
+/// Packs peaks (sorted by frame) in `format`: about 2–3 bytes a peak plain, 4–5 refined. The
+/// peaks let the matcher verify an alignment peak by peak.
+pub fn encode_peaks(peaks: &[Peak], format: PeakFormat) -> Vec<u8> {
+    let mut out = Vec::with_capacity(peaks.len() * 5);
     let mut last = 0u32;
     for p in peaks {
         put_varint(&mut out, p.frame.saturating_sub(last) as u64);
         put_varint(&mut out, p.bin as u64);
+        if format == PeakFormat::Refined {
+            out.push(stored_salience(p.salience));
+            let nibble = |x: i8| (x.clamp(-8, 7) + 8) as u8;
+            out.push((nibble(p.sub[0]) << 4) | nibble(p.sub[1]));
+        }
         last = p.frame;
     }
     out
 }
 
 /// Inverse of [`encode_peaks`]; `None` if the bytes are malformed.
-pub fn decode_peaks(mut data: &[u8]) -> Option<Vec<Peak>> {
+pub fn decode_peaks(mut data: &[u8], format: PeakFormat) -> Option<Vec<Peak>> {
     let mut out = Vec::new();
     let mut frame = 0u32;
     while !data.is_empty() {
         let delta = get_varint(&mut data)?;
         let bin = get_varint(&mut data)?;
+        let (salience, sub) = match format {
+            PeakFormat::Plain => (0.0, [0, 0]),
+            PeakFormat::Refined => {
+                let (&[salience, sub], rest) = data.split_first_chunk::<2>()?;
+                data = rest;
+                (
+                    salience as f32 / 8.0,
+                    [(sub >> 4) as i8 - 8, (sub & 15) as i8 - 8],
+                )
+            }
+        };
         frame = frame.checked_add(u32::try_from(delta).ok()?)?;
         out.push(Peak {
             frame,
             bin: u16::try_from(bin).ok()?,
-            salience: 0.0,
+            salience,
+            sub,
         });
     }
     Some(out)
@@ -443,13 +502,29 @@ mod tests {
             .map(|i| Peak {
                 frame: i * 7 + i % 3,
                 bin: (i * 37 % 400) as u16,
-                salience: 0.0,
+                salience: (i % 50) as f32 / 8.0,
+                sub: [(i % 16) as i8 - 8, (i % 5) as i8 - 2],
             })
             .collect();
-        let bytes = encode_peaks(&peaks);
-        assert!(bytes.len() <= peaks.len() * 3);
-        assert_eq!(decode_peaks(&bytes).unwrap(), peaks);
-        assert!(decode_peaks(&[0x80]).is_none());
-        assert!(decode_peaks(&[0xff; 20]).is_none());
+        let bytes = encode_peaks(&peaks, PeakFormat::Refined);
+        assert!(bytes.len() <= peaks.len() * 5);
+        assert_eq!(decode_peaks(&bytes, PeakFormat::Refined).unwrap(), peaks);
+        // The plain format keeps frame and bin.
+        let plain = decode_peaks(&encode_peaks(&peaks, PeakFormat::Plain), PeakFormat::Plain);
+        let bare: Vec<Peak> = peaks
+            .iter()
+            .map(|p| Peak {
+                salience: 0.0,
+                sub: [0, 0],
+                ..*p
+            })
+            .collect();
+        assert_eq!(plain.unwrap(), bare);
+        for format in [PeakFormat::Plain, PeakFormat::Refined] {
+            assert!(decode_peaks(&[0x80], format).is_none());
+            assert!(decode_peaks(&[0xff; 20], format).is_none());
+        }
+        assert!(decode_peaks(&[1, 2, 3], PeakFormat::Refined).is_none());
+        assert_eq!(PeakFormat::of("fp1-c1eb88a8a1f2"), PeakFormat::Plain);
     }
 }

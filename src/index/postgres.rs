@@ -6,9 +6,12 @@
 //! - Postings are rows keyed by (hash, track) whose `frames` holds the track's frames for that
 //!   hash, delta-encoded varints: a lookup is one `hash = ANY($1)` statement per batch of
 //!   hashes, a removal is one cascading delete. Rows go in through `COPY ... BINARY`.
-//! - Every track is one transaction (its row, postings, peaks and a change-log entry): a crash
-//!   or a killed writer loses at most the track in flight, readers never see half of one, and
-//!   foreign keys leave no orphan postings.
+//! - Triplets (derived from the peaks, see [`super::triplets_of`]) are one row each: a track
+//!   seldom stores a key twice, so grouping them per (key, track) as postings are would save
+//!   few rows. They go in and out like postings.
+//! - Every track is one transaction (its row, postings, triplets, peaks and a change-log
+//!   entry): a crash or a killed writer loses at most the track in flight, readers never see
+//!   half of one, and foreign keys leave no orphan postings or triplets.
 //! - Two writers adding the same content: `sha256` is UNIQUE and the insert is `ON CONFLICT DO
 //!   NOTHING`, so one stores it and the other is told [`IndexError::AlreadyIndexed`].
 //! - `nasheed_changes` logs every track added or removed with a sequence number: the feed a
@@ -29,6 +32,7 @@ use postgres::types::Type;
 use postgres::{Client, NoTls};
 
 use super::{IndexError, Metadata, NewTrack, Result, Stats, Store, TrackId, TrackInfo};
+use crate::fingerprint::triplets::StoredTriplet;
 use crate::fingerprint::{Landmark, Peak, Prints};
 
 /// Migrations, in order; `schema_version` in `nasheed_meta` = number applied.
@@ -61,6 +65,16 @@ const MIGRATIONS: &[&str] = &[
         sha256 TEXT NOT NULL,
         at TIMESTAMPTZ NOT NULL DEFAULT now()
      );",
+    // 2: triplets; `shape` = l << 16 | span. The primary key serves lookups by key, the
+    // index on track the cascading delete.
+    "CREATE TABLE nasheed_triplets (
+        key INTEGER NOT NULL,
+        track BIGINT NOT NULL REFERENCES nasheed_tracks (id) ON DELETE CASCADE,
+        t INTEGER NOT NULL,
+        shape BIGINT NOT NULL,
+        PRIMARY KEY (key, track, t, shape)
+     );
+     CREATE INDEX nasheed_triplets_track ON nasheed_triplets (track);",
 ];
 
 /// Schema version this build writes and reads.
@@ -145,6 +159,23 @@ impl PostgresStore {
                 found: version,
                 supported: SCHEMA_VERSION,
             });
+        }
+        // Another build's index is refused before anything is written to it (not even a
+        // migration: that build may still want to open it).
+        if let (true, Some(current)) = (version > 0, params_id) {
+            let stored: Option<String> = client
+                .query_opt(
+                    "SELECT value FROM nasheed_meta WHERE key = 'params_id'",
+                    &[],
+                )?
+                .map(|r| r.get(0));
+            if let Some(stored) = stored.filter(|s| s != current) {
+                return Err(IndexError::ParamsMismatch {
+                    path: shown,
+                    stored,
+                    current: current.to_string(),
+                });
+            }
         }
         if version < SCHEMA_VERSION {
             match mode {
@@ -414,7 +445,7 @@ fn insert_track(
             &meta,
             &track.duration_s,
             &n,
-            &super::encode_peaks(&prints.peaks),
+            &super::encode_peaks(&prints.peaks, super::PeakFormat::Refined),
         ],
     )?;
     let Some(row) = row else {
@@ -428,11 +459,23 @@ fn insert_track(
         w.write(&[&(*hash as i32), &id, frames])?;
     }
     w.finish()?;
+    let sink = tx.copy_in("COPY nasheed_triplets (key, track, t, shape) FROM STDIN BINARY")?;
+    let mut w = BinaryCopyInWriter::new(sink, &[Type::INT4, Type::INT8, Type::INT4, Type::INT8]);
+    for tr in super::triplets_of(prints) {
+        // `t` is a u32 in INTEGER: stored bit for bit, like hashes.
+        w.write(&[&(tr.key as i32), &id, &(tr.t as i32), &shape(&tr)])?;
+    }
+    w.finish()?;
     tx.execute(
         "INSERT INTO nasheed_changes (op, track, sha256) VALUES ('add', $1, $2)",
         &[&id, &track.sha256],
     )?;
     Ok(Some(TrackId(id)))
+}
+
+/// A triplet's anchor frequency and span in one column, as the SQLite store keeps them.
+fn shape(t: &StoredTriplet) -> i64 {
+    ((t.l as i64) << 16) | t.span as i64
 }
 
 const TRACK_COLUMNS: &str = "id, path, sha256, title, meta, duration_s, n_hashes, indexed_at";
@@ -487,7 +530,7 @@ impl Store for PostgresStore {
         for r in rows {
             let hash = r.get::<_, i32>(0) as u32;
             let track = TrackId(r.get(1));
-            decode_frames(r.get(2), &mut frames).ok_or(IndexError::CorruptPostings(hash))?;
+            decode_frames(r.get(2), &mut frames).ok_or(IndexError::CorruptPostings(hash as i64))?;
             if let Some(v) = out.get_mut(&track) {
                 v.extend(frames.iter().map(|&frame| Landmark { hash, frame }));
             }
@@ -505,7 +548,8 @@ impl Store for PostgresStore {
             .query_opt("SELECT peaks FROM nasheed_tracks WHERE id = $1", &[&id.0])?;
         match row {
             None => Ok(Vec::new()),
-            Some(r) => super::decode_peaks(r.get(0)).ok_or(IndexError::CorruptTrack(id.0)),
+            Some(r) => super::decode_peaks(r.get(0), super::PeakFormat::of(&self.params_id))
+                .ok_or(IndexError::CorruptTrack(id.0)),
         }
     }
 
@@ -532,6 +576,65 @@ impl Store for PostgresStore {
         Ok(rows.iter().map(|r| TrackId(r.get(0))).collect())
     }
 
+    fn lookup_triplets(
+        &self,
+        keys: &[u32],
+        cap: usize,
+        hit: &mut dyn FnMut(TrackId, StoredTriplet),
+    ) -> Result<()> {
+        // Each key once: a key repeated in another batch would be handed out twice.
+        let mut keys = keys.to_vec();
+        keys.sort_unstable();
+        keys.dedup();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut client = self.client.borrow_mut();
+        // One snapshot for every batch, as `lookup`.
+        let mut tx = client
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        let statement = tx.prepare_typed(
+            "SELECT key, track, t, shape FROM nasheed_triplets WHERE key = ANY($1)",
+            &[Type::INT4_ARRAY],
+        )?;
+        let mut found: Vec<(u32, i64, u32, i64)> = Vec::new();
+        for chunk in keys.chunks(LOOKUP_BATCH) {
+            let batch: Vec<i32> = chunk.iter().map(|&k| k as i32).collect();
+            found.clear();
+            for r in tx.query(&statement, &[&batch])? {
+                found.push((
+                    r.get::<_, i32>(0) as u32,
+                    r.get(1),
+                    r.get::<_, i32>(2) as u32,
+                    r.get(3),
+                ));
+            }
+            found.sort_unstable();
+            // Every row of a key is in this batch, so its count here is its count in the store.
+            for group in found.chunk_by(|a, b| a.0 == b.0) {
+                if group.len() > cap {
+                    continue;
+                }
+                for &(key, track, t, shape) in group {
+                    hit(
+                        TrackId(track),
+                        StoredTriplet {
+                            key,
+                            t,
+                            l: (shape >> 16) as u16,
+                            span: shape as u16,
+                        },
+                    );
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     fn lookup(&self, hashes: &[u32], hit: &mut dyn FnMut(u32, TrackId, u32)) -> Result<()> {
         if hashes.is_empty() {
             return Ok(());
@@ -555,7 +658,8 @@ impl Store for PostgresStore {
             for r in tx.query(&statement, &[&batch])? {
                 let hash = r.get::<_, i32>(0) as u32;
                 let track: i64 = r.get(1);
-                decode_frames(r.get(2), &mut frames).ok_or(IndexError::CorruptPostings(hash))?;
+                decode_frames(r.get(2), &mut frames)
+                    .ok_or(IndexError::CorruptPostings(hash as i64))?;
                 found.extend(frames.iter().map(|&t| (hash, track, t)));
             }
             // The order the SQLite store hands hits in: by hash, then track, then frame.
@@ -635,7 +739,8 @@ impl Store for PostgresStore {
         let bytes: i64 = client
             .query_one(
                 "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::BIGINT FROM pg_class c
-                 WHERE c.relname IN ('nasheed_meta', 'nasheed_tracks', 'nasheed_postings', 'nasheed_changes')
+                 WHERE c.relname IN ('nasheed_meta', 'nasheed_tracks', 'nasheed_postings',
+                                     'nasheed_triplets', 'nasheed_changes')
                    AND c.relkind = 'r' AND pg_table_is_visible(c.oid)",
                 &[],
             )?
@@ -654,7 +759,7 @@ impl Store for PostgresStore {
         // statistics, without the exclusive lock of VACUUM FULL (scanners keep reading).
         self.client
             .borrow_mut()
-            .batch_execute("VACUUM (ANALYZE) nasheed_postings, nasheed_tracks")?;
+            .batch_execute("VACUUM (ANALYZE) nasheed_postings, nasheed_triplets, nasheed_tracks")?;
         Ok(())
     }
 }

@@ -23,6 +23,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use super::{IndexError, Metadata, NewTrack, Result, Stats, Store, TrackId, TrackInfo};
 use std::collections::{HashMap, HashSet};
 
+use crate::fingerprint::triplets::StoredTriplet;
 use crate::fingerprint::{Landmark, Peak, Prints};
 
 const TRACKS: &str = "tracks";
@@ -301,6 +302,24 @@ impl SqliteStore {
                 supported,
             });
         }
+        // Another build's index is refused before anything is written to it (not even a
+        // migration: that build may still want to open it).
+        if let (FileKind::Nasheed, Some(current)) = (&kind, params_id) {
+            let stored: Option<String> = conn
+                .query_row(
+                    &format!("SELECT value FROM {META} WHERE key = 'params_id'"),
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(stored) = stored.filter(|s| s != current) {
+                return Err(IndexError::ParamsMismatch {
+                    path: path.to_path_buf(),
+                    stored,
+                    current: current.to_string(),
+                });
+            }
+        }
         if access != Access::Read {
             // The schema first, then WAL: a new file switched to WAL before it has a first page
             // can be seen by a second process as empty and set up again.
@@ -349,6 +368,58 @@ impl SqliteStore {
         })
     }
 
+    /// Hands `found(key, postings)` every posting of each of `keys` (distinct; rows and blobs
+    /// together), one key at a time, in one read transaction: a consistent snapshot even while
+    /// a writer commits.
+    fn lookup_keys(&self, keys: &[i64], found: &mut dyn FnMut(i64, &[Posting])) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let marks = vec!["?"; LOOKUP_BATCH].join(",");
+        let sql = format!("SELECT hash, track, t FROM {HASHES} WHERE hash IN ({marks})");
+        let blob_sql = format!("SELECT hash, data FROM {POSTINGS} WHERE hash IN ({marks})");
+        let tx = self.conn.unchecked_transaction()?;
+        {
+            let mut st = tx.prepare_cached(&sql)?;
+            let mut blobs = match self.blobs {
+                true => Some(tx.prepare_cached(&blob_sql)?),
+                false => None,
+            };
+            let mut batch = [0i64; LOOKUP_BATCH];
+            let mut by_key: HashMap<i64, Vec<(i64, u64)>> = HashMap::new();
+            for chunk in keys.chunks(LOOKUP_BATCH) {
+                batch[..chunk.len()].copy_from_slice(chunk);
+                // Pad with a repeat: IN-lists ignore duplicates.
+                let last = chunk[chunk.len() - 1];
+                batch[chunk.len()..].fill(last);
+                if let Some(b) = blobs.as_mut() {
+                    let mut rows = b.query(rusqlite::params_from_iter(batch.iter()))?;
+                    while let Some(r) = rows.next()? {
+                        let key: i64 = r.get(0)?;
+                        decode_postings(blob_at(r, 1)?, by_key.entry(key).or_default())
+                            .ok_or(IndexError::CorruptPostings(key))?;
+                    }
+                }
+                let mut rows = st.query(rusqlite::params_from_iter(batch.iter()))?;
+                while let Some(r) = rows.next()? {
+                    by_key
+                        .entry(r.get(0)?)
+                        .or_default()
+                        .push((r.get(1)?, r.get::<_, i64>(2)? as u64));
+                }
+                let mut order: Vec<i64> = by_key.keys().copied().collect();
+                order.sort_unstable();
+                for key in order {
+                    if let Some(postings) = by_key.remove(&key) {
+                        found(key, &postings);
+                    }
+                }
+            }
+        }
+        tx.finish()?;
+        Ok(())
+    }
+
     /// Stores a copy of another index's track under its id and indexing time (a replica);
     /// a track already there under that id or content is left as it is (false).
     pub fn add_copy(&mut self, info: &TrackInfo, prints: &Prints) -> Result<bool> {
@@ -373,9 +444,9 @@ impl SqliteStore {
             meta: info.meta.clone(),
             duration_s: info.duration_s,
         };
-        insert_track_as(&tx, &track, prints, Some((info.id, &info.indexed_at)))?;
+        let (_, rows) = insert_track_as(&tx, &track, prints, Some((info.id, &info.indexed_at)))?;
         tx.commit()?;
-        self.grew(prints.landmarks.len() as u64)?;
+        self.grew(rows)?;
         Ok(true)
     }
 
@@ -509,12 +580,13 @@ fn why_not_open(path: &Path, e: rusqlite::Error) -> IndexError {
     }
 }
 
-/// Inserts one track with its hashes (sorted, deduplicated) and peaks inside `tx`.
+/// Inserts one track with its hashes (sorted, deduplicated), peaks and triplets inside `tx`;
+/// returns its id and the posting rows written.
 fn insert_track(
     tx: &rusqlite::Transaction<'_>,
     track: &NewTrack,
     prints: &Prints,
-) -> Result<TrackId> {
+) -> Result<(TrackId, u64)> {
     insert_track_as(tx, track, prints, None)
 }
 
@@ -525,7 +597,7 @@ fn insert_track_as(
     track: &NewTrack,
     prints: &Prints,
     as_of: Option<(TrackId, &str)>,
-) -> Result<TrackId> {
+) -> Result<(TrackId, u64)> {
     let mut rows: Vec<(u32, u32)> = prints.landmarks.iter().map(|l| (l.hash, l.frame)).collect();
     rows.sort_unstable();
     rows.dedup();
@@ -551,9 +623,62 @@ fn insert_track_as(
     }
     tx.execute(
         &format!("INSERT INTO {PEAKS} (track, data) VALUES (?1, ?2)"),
-        params![id, super::encode_peaks(&prints.peaks)],
+        params![
+            id,
+            super::encode_peaks(&prints.peaks, super::PeakFormat::Refined)
+        ],
     )?;
-    Ok(TrackId(id))
+    let mut ins = tx.prepare_cached(&format!(
+        "INSERT OR IGNORE INTO {HASHES} (hash, track, t) VALUES (?1, ?2, ?3)"
+    ))?;
+    let triplets = super::triplets_of(prints);
+    for tr in &triplets {
+        let (key, value) = triplet_posting(tr);
+        ins.execute(params![key, id, value as i64])?;
+    }
+    Ok((TrackId(id), (rows.len() + triplets.len()) as u64))
+}
+
+/// One stored occurrence of a key: (track, value), the value a frame or a [`triplet_posting`].
+type Posting = (i64, u64);
+
+/// Triplets share the postings of landmark hashes (rows, then merged blobs), under keys above
+/// every 32-bit hash: one posting list per triplet key without its band (the anchor's coarse
+/// pitch), so a lookup reads the few bands an upload triplet probes in one row, and the index
+/// keeps a fifth as many rows.
+const TRIPLET_KEYS: i64 = 1 << 32;
+
+/// Bits of a triplet key that hold its band (the low ones, see `fingerprint::triplets::key`).
+const BAND_BITS: u32 = 6;
+
+/// A triplet as a posting: the row it goes in, and its place as one number that sorts by time:
+/// anchor (quarters of a frame) << 22 | band << 16 | log frequency above the band's floor (16ths
+/// of a semitone, 7 bits) << 9 | span (eighths of a frame, 9 bits). About 6 bytes in a blob.
+fn triplet_posting(t: &StoredTriplet) -> (i64, u64) {
+    let band = (t.key & ((1 << BAND_BITS) - 1)) as u64;
+    let l = (t.l as i64 - band_floor(t.key)).clamp(0, 127) as u64;
+    let span = (t.span as u64).min(511);
+    (
+        TRIPLET_KEYS + (t.key >> BAND_BITS) as i64,
+        ((t.t as u64) << 22) | (band << 16) | (l << 9) | span,
+    )
+}
+
+/// Inverse of [`triplet_posting`] for a posting in row `row` (a triplet key without its band).
+fn triplet_of(row: u32, value: u64) -> StoredTriplet {
+    let key = (row << BAND_BITS) | ((value >> 16) & ((1 << BAND_BITS) - 1)) as u32;
+    StoredTriplet {
+        key,
+        t: (value >> 22).min(u32::MAX as u64) as u32,
+        l: (band_floor(key) + ((value >> 9) & 127) as i64).clamp(0, u16::MAX as i64) as u16,
+        span: (value & 511) as u16,
+    }
+}
+
+/// The lowest log frequency (16ths of a semitone) of the band a triplet key names.
+fn band_floor(key: u32) -> i64 {
+    let p = crate::fingerprint::triplets::TripletParams::default();
+    ((key & ((1 << BAND_BITS) - 1)) as f32 * p.band_semitones * 16.0).round() as i64
 }
 
 /// Column `i` of `r` as a blob, borrowed.
@@ -567,13 +692,13 @@ fn blob_at<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r [u8]> {
 /// Rewrites every posting blob that holds `track` without it (a blob left empty is deleted).
 /// Blobs are keyed by hash, so this reads them all: removal is rare, lookups are not.
 fn remove_from_blobs(tx: &rusqlite::Transaction<'_>, track: i64) -> Result<()> {
-    let mut changed: Vec<(u32, Vec<(i64, u32)>)> = Vec::new();
+    let mut changed: Vec<(i64, Vec<(i64, u64)>)> = Vec::new();
     {
         let mut st = tx.prepare(&format!("SELECT hash, data FROM {POSTINGS}"))?;
         let mut rows = st.query([])?;
         let mut postings = Vec::new();
         while let Some(r) = rows.next()? {
-            let hash: u32 = r.get(0)?;
+            let hash: i64 = r.get(0)?;
             postings.clear();
             decode_postings(blob_at(r, 1)?, &mut postings)
                 .ok_or(IndexError::CorruptPostings(hash))?;
@@ -602,34 +727,35 @@ fn sha_in(tx: &rusqlite::Transaction<'_>, sha256: &str) -> Result<Option<i64>> {
     Ok(st.query_row([sha256], |r| r.get(0)).optional()?)
 }
 
-/// Packs one hash's postings, sorted by (track, t), as varints: the count, then per posting the
-/// track's difference from the previous posting's track and the frame (a difference from the
-/// previous frame within one track). About 3 bytes a posting.
-fn encode_postings(postings: &[(i64, u32)]) -> Vec<u8> {
+/// Packs one key's postings, sorted by (track, value), as varints: the count, then per posting
+/// the track's difference from the previous posting's track and the value (a difference from
+/// the previous value within one track). A value is a frame for a landmark hash (about 3 bytes
+/// a posting), a [`triplet_posting`] for a triplet.
+fn encode_postings(postings: &[(i64, u64)]) -> Vec<u8> {
     let mut out = Vec::with_capacity(2 + postings.len() * 3);
     super::put_varint(&mut out, postings.len() as u64);
-    let (mut track, mut t) = (0i64, 0u32);
+    let (mut track, mut t) = (0i64, 0u64);
     for &(tr, f) in postings {
         let dtrack = (tr - track) as u64;
         super::put_varint(&mut out, dtrack);
-        super::put_varint(&mut out, if dtrack == 0 { f - t } else { f } as u64);
+        super::put_varint(&mut out, if dtrack == 0 { f - t } else { f });
         (track, t) = (tr, f);
     }
     out
 }
 
 /// Inverse of [`encode_postings`], appending to `out`; `None` if the bytes are malformed.
-fn decode_postings(mut data: &[u8], out: &mut Vec<(i64, u32)>) -> Option<()> {
+fn decode_postings(mut data: &[u8], out: &mut Vec<(i64, u64)>) -> Option<()> {
     let n = super::get_varint(&mut data)?;
     // A count the bytes cannot hold is corruption, not a reason to reserve memory.
     if n > data.len() as u64 {
         return None;
     }
     out.reserve(n as usize);
-    let (mut track, mut t) = (0i64, 0u32);
+    let (mut track, mut t) = (0i64, 0u64);
     for _ in 0..n {
         let dtrack = super::get_varint(&mut data)?;
-        let f = u32::try_from(super::get_varint(&mut data)?).ok()?;
+        let f = super::get_varint(&mut data)?;
         if dtrack == 0 {
             t = t.checked_add(f)?;
         } else {
@@ -650,7 +776,7 @@ fn merge_rows(tx: &rusqlite::Transaction<'_>) -> Result<u64> {
     let mut write = tx.prepare_cached(&format!(
         "INSERT OR REPLACE INTO {POSTINGS} (hash, data) VALUES (?1, ?2)"
     ))?;
-    let mut flush = |hash: u32, new: &mut Vec<(i64, u32)>| -> Result<()> {
+    let mut flush = |hash: i64, new: &mut Vec<(i64, u64)>| -> Result<()> {
         let old: Option<Vec<u8>> = blob.query_row([hash], |r| r.get(0)).optional()?;
         if let Some(old) = old {
             decode_postings(&old, new).ok_or(IndexError::CorruptPostings(hash))?;
@@ -664,12 +790,12 @@ fn merge_rows(tx: &rusqlite::Transaction<'_>) -> Result<u64> {
     let (mut moved, mut current, mut group) = (0u64, None, Vec::new());
     let mut rows = read.query([])?;
     while let Some(r) = rows.next()? {
-        let hash: u32 = r.get(0)?;
+        let hash: i64 = r.get(0)?;
         if current.is_some_and(|c| c != hash) {
             flush(current.unwrap_or_default(), &mut group)?;
         }
         current = Some(hash);
-        group.push((r.get(1)?, r.get(2)?));
+        group.push((r.get(1)?, r.get::<_, i64>(2)? as u64));
         moved += 1;
     }
     if let Some(c) = current {
@@ -730,9 +856,9 @@ impl Store for SqliteStore {
         if let Some(id) = sha_in(&tx, &track.sha256)? {
             return Err(IndexError::AlreadyIndexed(TrackId(id)));
         }
-        let id = insert_track(&tx, track, prints)?;
+        let (id, rows) = insert_track(&tx, track, prints)?;
         tx.commit()?;
-        self.grew(prints.landmarks.len() as u64)?;
+        self.grew(rows)?;
         Ok(id)
     }
 
@@ -746,9 +872,8 @@ impl Store for SqliteStore {
             if sha_in(&tx, &track.sha256)?.is_some() {
                 skipped += 1;
             } else {
-                insert_track(&tx, track, prints)?;
+                rows += insert_track(&tx, track, prints)?.1;
                 added += 1;
-                rows += prints.landmarks.len() as u64;
             }
         }
         tx.commit()?;
@@ -761,9 +886,9 @@ impl Store for SqliteStore {
         let mut out: HashMap<TrackId, Vec<Landmark>> =
             ids.iter().map(|&t| (t, Vec::new())).collect();
         // The table is keyed by hash: one pass over it serves every track.
-        let mut st = self
-            .conn
-            .prepare(&format!("SELECT hash, track, t FROM {HASHES}"))?;
+        let mut st = self.conn.prepare(&format!(
+            "SELECT hash, track, t FROM {HASHES} WHERE hash < {TRIPLET_KEYS}"
+        ))?;
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
             let track: i64 = r.get(1)?;
@@ -777,19 +902,22 @@ impl Store for SqliteStore {
             }
         }
         if self.blobs {
-            let mut st = self
-                .conn
-                .prepare(&format!("SELECT hash, data FROM {POSTINGS}"))?;
+            let mut st = self.conn.prepare(&format!(
+                "SELECT hash, data FROM {POSTINGS} WHERE hash < {TRIPLET_KEYS}"
+            ))?;
             let mut rows = st.query([])?;
             let mut postings = Vec::new();
             while let Some(r) = rows.next()? {
                 let hash: u32 = r.get(0)?;
                 postings.clear();
                 decode_postings(blob_at(r, 1)?, &mut postings)
-                    .ok_or(IndexError::CorruptPostings(hash))?;
+                    .ok_or(IndexError::CorruptPostings(hash as i64))?;
                 for &(track, frame) in &postings {
                     if let Some(v) = out.get_mut(&TrackId(track)) {
-                        v.push(Landmark { hash, frame });
+                        v.push(Landmark {
+                            hash,
+                            frame: frame as u32,
+                        });
                     }
                 }
             }
@@ -808,7 +936,8 @@ impl Store for SqliteStore {
         let data: Option<Vec<u8>> = st.query_row([id.0], |r| r.get(0)).optional()?;
         match data {
             None => Ok(Vec::new()),
-            Some(d) => super::decode_peaks(&d).ok_or(IndexError::CorruptTrack(id.0)),
+            Some(d) => super::decode_peaks(&d, super::PeakFormat::of(&self.params_id))
+                .ok_or(IndexError::CorruptTrack(id.0)),
         }
     }
 
@@ -836,55 +965,49 @@ impl Store for SqliteStore {
     }
 
     fn lookup(&self, hashes: &[u32], hit: &mut dyn FnMut(u32, TrackId, u32)) -> Result<()> {
-        if hashes.is_empty() {
-            return Ok(());
-        }
-        let marks = vec!["?"; LOOKUP_BATCH].join(",");
-        let sql = format!("SELECT hash, track, t FROM {HASHES} WHERE hash IN ({marks})");
-        let blob_sql = format!("SELECT hash, data FROM {POSTINGS} WHERE hash IN ({marks})");
-        // One read transaction for all batches: a consistent snapshot even while a writer commits.
-        let tx = self.conn.unchecked_transaction()?;
-        {
-            let mut st = tx.prepare_cached(&sql)?;
-            let mut blobs = match self.blobs {
-                true => Some(tx.prepare_cached(&blob_sql)?),
-                false => None,
-            };
-            let mut batch = [0u32; LOOKUP_BATCH];
-            // Postings of the batch by hash, from both tables, handed on grouped by hash.
-            let mut found: HashMap<u32, Vec<(i64, u32)>> = HashMap::new();
-            for chunk in hashes.chunks(LOOKUP_BATCH) {
-                batch[..chunk.len()].copy_from_slice(chunk);
-                // Pad with a repeat: IN-lists ignore duplicates.
-                let last = chunk[chunk.len() - 1];
-                batch[chunk.len()..].fill(last);
-                if let Some(b) = blobs.as_mut() {
-                    let mut rows = b.query(rusqlite::params_from_iter(batch.iter()))?;
-                    while let Some(r) = rows.next()? {
-                        let hash: u32 = r.get(0)?;
-                        let data = blob_at(r, 1)?;
-                        decode_postings(data, found.entry(hash).or_default())
-                            .ok_or(IndexError::CorruptPostings(hash))?;
-                    }
-                }
-                let mut rows = st.query(rusqlite::params_from_iter(batch.iter()))?;
-                while let Some(r) = rows.next()? {
-                    found
-                        .entry(r.get(0)?)
-                        .or_default()
-                        .push((r.get(1)?, r.get(2)?));
-                }
-                let mut keys: Vec<u32> = found.keys().copied().collect();
-                keys.sort_unstable();
-                for h in keys {
-                    for (track, t) in found.remove(&h).unwrap_or_default() {
-                        hit(h, TrackId(track), t);
+        let keys: Vec<i64> = hashes.iter().map(|&h| h as i64).collect();
+        self.lookup_keys(&keys, &mut |key, postings| {
+            for &(track, t) in postings {
+                hit(key as u32, TrackId(track), t as u32);
+            }
+        })
+    }
+
+    fn lookup_triplets(
+        &self,
+        keys: &[u32],
+        cap: usize,
+        hit: &mut dyn FnMut(TrackId, StoredTriplet),
+    ) -> Result<()> {
+        let mut wanted = keys.to_vec();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut rows: Vec<i64> = wanted
+            .iter()
+            .map(|&k| TRIPLET_KEYS + (k >> BAND_BITS) as i64)
+            .collect();
+        rows.dedup();
+        let mut found: Vec<(TrackId, StoredTriplet)> = Vec::new();
+        self.lookup_keys(&rows, &mut |row, postings| {
+            let row = (row - TRIPLET_KEYS) as u32;
+            found.clear();
+            found.extend(
+                postings
+                    .iter()
+                    .map(|&(track, value)| (TrackId(track), triplet_of(row, value))),
+            );
+            // The row holds every band: keep the keys asked for, each with all its postings
+            // together, and skip those stored more than `cap` times.
+            found.retain(|f| wanted.binary_search(&f.1.key).is_ok());
+            found.sort_by_key(|f| f.1.key);
+            for group in found.chunk_by(|a, b| a.1.key == b.1.key) {
+                if group.len() <= cap {
+                    for &(track, t) in group {
+                        hit(track, t);
                     }
                 }
             }
-        }
-        tx.finish()?;
-        Ok(())
+        })
     }
 
     fn track(&self, id: TrackId) -> Result<Option<TrackInfo>> {
@@ -997,6 +1120,7 @@ mod tests {
                     frame,
                     bin: h as u16,
                     salience: 0.0,
+                    sub: [0, 0],
                 })
                 .collect(),
         }
@@ -1087,7 +1211,7 @@ mod tests {
 
     #[test]
     fn postings_round_trip_and_reject_garbage() {
-        let lists: [&[(i64, u32)]; 4] = [
+        let lists: [&[(i64, u64)]; 4] = [
             &[],
             &[(1, 0)],
             &[(1, 5), (1, 9), (3, 2), (3, 2_000_000), (70_000, 1)],
@@ -1132,7 +1256,11 @@ mod tests {
             .unwrap();
         let blobs: i64 = s
             .conn
-            .query_row("SELECT COUNT(*) FROM postings", [], |r| r.get(0))
+            .query_row(
+                &format!("SELECT COUNT(*) FROM postings WHERE hash < {TRIPLET_KEYS}"),
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!((in_rows, blobs), (0, 97));
         assert_eq!(all_rows(&s, &hashes), rows);
@@ -1243,5 +1371,33 @@ mod tests {
         });
         assert!(opened.is_ok(), "{:?}", opened.err().map(|e| e.to_string()));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A triplet stored as a posting comes back as it was, whatever its band and span, and
+    /// postings sort by anchor time (so blobs delta-encode them).
+    #[test]
+    fn triplets_round_trip_through_postings() {
+        let p = crate::fingerprint::triplets::TripletParams::default();
+        let mut last = None;
+        for (i, t) in [0u32, 16, 5_000_000].into_iter().enumerate() {
+            for band in [0u32, 6, 15] {
+                for off in [0i64, 50, 96] {
+                    let floor = (band as f32 * p.band_semitones * 16.0) as i64;
+                    let tr = StoredTriplet {
+                        key: (0x3ab_cd00 + i as u32) << 6 | band,
+                        t,
+                        l: (floor + off) as u16,
+                        span: [32u16, 250, 496][i],
+                    };
+                    let (row, value) = triplet_posting(&tr);
+                    assert_eq!(row, TRIPLET_KEYS + (tr.key >> BAND_BITS) as i64);
+                    assert_eq!(triplet_of((row - TRIPLET_KEYS) as u32, value), tr);
+                    if band == 0 && off == 0 {
+                        assert!(last.is_none_or(|l| l < value));
+                        last = Some(value);
+                    }
+                }
+            }
+        }
     }
 }

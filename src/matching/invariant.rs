@@ -9,13 +9,15 @@
 //! least-squares line through them, the median shift. [`fine_pass`] then lets the reference's
 //! peaks settle the factors the hits leave loose, before verification.
 //!
-//! Like the rest of matching, this takes hits as data: references are numbered densely by the
-//! caller, who also maps them back.
+//! Like the rest of matching, this sees the index only through [`References`]; [`first_pass`]
+//! numbers the references it hits densely for the vote and maps them back.
+
+use std::collections::HashMap;
 
 use super::verify::QueryPeaks;
-use super::{Line, Match};
-use crate::fingerprint::triplets::{QueryTriplet, TripletParams};
-use crate::fingerprint::{Peak, Warp};
+use super::{Line, Match, MatchParams, References};
+use crate::fingerprint::triplets::{self, FinePeak, QueryTriplet, TripletParams};
+use crate::fingerprint::{Peak, Prints, Warp};
 use crate::ids::TrackId;
 
 /// One upload triplet found in a reference.
@@ -31,6 +33,72 @@ pub struct TupleHit {
     pub ln_time: f32,
     /// Upload minus reference log frequency (semitones).
     pub shift: f32,
+}
+
+/// The first pass over triplets for one upload window: its strongest candidates, their edit
+/// settled by [`fine_pass`] (unverified), and the alignments searched.
+pub fn first_pass<R: References + ?Sized>(
+    refs: &R,
+    query: &Prints,
+    query_frames: u32,
+    peaks: &QueryPeaks,
+    p: &MatchParams,
+) -> Result<(Vec<Match>, f64), R::Error> {
+    let tp = &p.triplets;
+    let fine: Vec<FinePeak> = query.peaks.iter().map(FinePeak::of).collect();
+    let uploads = triplets::query_triplets(&fine, tp, tp.rank_window);
+    // (key, upload triplet) for every probe, sorted: the triplets probing a key are one run.
+    let mut probes: Vec<(u32, u32)> = Vec::new();
+    let mut keys = Vec::new();
+    for (i, q) in uploads.iter().enumerate() {
+        triplets::probes(q, tp, &mut keys);
+        probes.extend(keys.iter().map(|&k| (k, i as u32)));
+    }
+    probes.sort_unstable();
+    probes.dedup();
+    keys.clear();
+    keys.extend(probes.iter().map(|p| p.0));
+    keys.dedup();
+    // References numbered densely in the order they are first hit.
+    let mut dense: HashMap<TrackId, u32, super::FastHash> = HashMap::default();
+    let mut tracks: Vec<TrackId> = Vec::new();
+    let mut last: Option<(TrackId, u32)> = None;
+    let mut run = (u32::MAX, 0, 0);
+    let mut hits = Vec::new();
+    refs.lookup_triplets(&keys, p.triplet_cap, &mut |track, stored| {
+        // A key's postings come by track: most lookups repeat the last one.
+        let r = match last {
+            Some((t, r)) if t == track => r,
+            _ => {
+                let r = *dense.entry(track).or_insert_with(|| {
+                    tracks.push(track);
+                    tracks.len() as u32 - 1
+                });
+                last = Some((track, r));
+                r
+            }
+        };
+        // The run of upload triplets probing this key (found once per key, not per posting).
+        if run.0 != stored.key {
+            let from = probes.partition_point(|p| p.0 < stored.key);
+            let len = probes[from..].partition_point(|p| p.0 == stored.key);
+            run = (stored.key, from, from + len);
+        }
+        let at = stored.position();
+        for &(_, i) in &probes[run.1..run.2] {
+            if let Some(h) = hit(&uploads[i as usize], r, at, tp) {
+                hits.push(h);
+            }
+        }
+    })?;
+    let trials = alignments_searched(tracks.iter().map(|&t| refs.frames(t)), query_frames, tp);
+    let mut out = Vec::new();
+    for c in vote(&hits).iter().take(p.triplet_candidates) {
+        let track = tracks[c.reference as usize];
+        let reference = refs.peaks(track)?;
+        out.push(fine_pass(c, peaks, &reference).to_match(track));
+    }
+    Ok((out, trials))
 }
 
 /// The hit of upload triplet `q` on a stored triplet at (`t`, `l`, `span`), if its factors lie

@@ -1,6 +1,9 @@
 //! Matching: query landmarks + index hits → aligned matches with a score and a confidence.
 //!
-//! For every reference that shares hashes with the query, hits vote on the time offset
+//! Two first passes find candidates: the upload's triplets ([`invariant`]), which survive speed,
+//! tempo and pitch edits in one lookup and give the edit, and its landmark pairs as they are,
+//! which survive more noise but no edit. For the pairs: for every reference that shares hashes
+//! with the query, hits vote on the time offset
 //! `reference frame − query frame`; a true match piles its hits on one offset, chance hits spread
 //! over all of them. A peak of the offset histogram becomes a candidate; its hits are split into
 //! segments where the query has long gaps; segments that overlap in the query keep only the
@@ -16,7 +19,8 @@ pub mod verify;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::fingerprint::{warped_landmarks, FingerprintParams, Landmark, Peak, Prints, Warp};
+use crate::fingerprint::triplets::{StoredTriplet, TripletParams};
+use crate::fingerprint::{FingerprintParams, Landmark, Peak, Prints, Warp};
 use crate::ids::TrackId;
 pub use verify::Verification;
 
@@ -31,6 +35,14 @@ pub trait References {
         &self,
         hashes: &[u32],
         hit: &mut dyn FnMut(u32, TrackId, u32),
+    ) -> Result<(), Self::Error>;
+    /// Calls `hit(track, triplet)` for every stored triplet under each of `keys`, skipping keys
+    /// stored more than `cap` times.
+    fn lookup_triplets(
+        &self,
+        keys: &[u32],
+        cap: usize,
+        hit: &mut dyn FnMut(TrackId, StoredTriplet),
     ) -> Result<(), Self::Error>;
     /// A reference's stored peaks, sorted by (frame, bin).
     fn peaks(&self, track: TrackId) -> Result<Vec<Peak>, Self::Error>;
@@ -59,13 +71,14 @@ pub struct MatchParams {
     pub min_confidence: f64,
     /// Candidate offsets examined per reference (several allow a chant repeated in one upload).
     pub candidates_per_track: usize,
-    /// The fingerprint parameters of the index (band, pairing zone), to re-pair warped peaks.
+    /// The fingerprint parameters of the index (the band of bins verification compares).
     pub fingerprint: FingerprintParams,
-    /// Edits tried on every upload (speed, pitch, tempo); the identity first.
-    pub warps: Vec<Warp>,
-    /// Peaks and targets used under warps: sparser than for the unwarped query, since every
-    /// warp costs a round of lookups.
-    pub warp_density: crate::fingerprint::Density,
+    /// The triplets an upload probes and the range of edits the first pass searches.
+    pub triplets: TripletParams,
+    /// Triplet keys stored more often than this are skipped (nearly all their hits are chance).
+    pub triplet_cap: usize,
+    /// Strongest triplet candidates per window whose edit is settled and verified.
+    pub triplet_candidates: usize,
 }
 
 impl Default for MatchParams {
@@ -80,42 +93,11 @@ impl Default for MatchParams {
             min_confidence: 0.9,
             candidates_per_track: 4,
             fingerprint: FingerprintParams::default(),
-            warps: default_warps(),
-            warp_density: crate::fingerprint::Density {
-                peaks_per_window: 24,
-                fan_out: 4,
-            },
+            triplets: TripletParams::default(),
+            triplet_cap: 300,
+            triplet_candidates: 5,
         }
     }
-}
-
-/// The edits tried by default, on three lines of the (time, frequency) plane: speed changes
-/// (pitch and tempo together) from 0.77× to 1.33× in 1 % steps, pitch shifts of ±330 cents in
-/// 15-cent steps, tempo changes from 0.73× to 1.27× in 3 % steps. Short-video edits reach that far
-/// ("sped up" / nightcore 1.2–1.3×, "slowed + reverb" 0.8–0.85×); the steps are what one warp's
-/// hashes tolerate (about ±0.5 % in frequency, ±1.5 % in time; docs/EVASION.md). Speeds step
-/// linearly so that the round factors editing apps offer (0.8×, 1.25×) lie on the grid.
-pub fn default_warps() -> Vec<Warp> {
-    // Steps k = lo..=hi around the identity (k = 0, tried once, first).
-    let steps = |lo: i32, hi: i32| (lo..=hi).filter(|&k| k != 0).map(f64::from);
-    let mut warps = vec![Warp::IDENTITY];
-    for k in steps(-23, 33) {
-        let s = 1.0 + 0.01 * k;
-        warps.push(Warp { time: s, freq: s });
-    }
-    for k in steps(-22, 22) {
-        warps.push(Warp {
-            time: 1.0,
-            freq: 2f64.powf(k * 15.0 / 1200.0),
-        });
-    }
-    for k in steps(-9, 9) {
-        warps.push(Warp {
-            time: 1.0 + 0.03 * k,
-            freq: 1.0,
-        });
-    }
-    warps
 }
 
 /// One match: a stretch of the query aligned with a stretch of a reference (times in frames).
@@ -140,7 +122,7 @@ pub struct Match {
     pub verification: Option<Verification>,
     /// Probability that this is not a chance alignment (see [`verify`]).
     pub confidence: f64,
-    /// The alignment fitted to the hits, finer than the warp grid's steps: what is reported.
+    /// The alignment fitted to the hits, finer than the warp's factor: what is reported.
     pub line: Line,
 }
 
@@ -161,10 +143,10 @@ impl Line {
     }
 }
 
-/// The line through a segment's hits. The warp grid steps time by up to 3 %, so the warp's own
-/// factor can be 1.5 % off; a least-squares fit over a stretch of hits is much finer. The fit
-/// replaces the warp's factor only where the hits say so: it spans enough of the query and
-/// differs from the warp by more than twice its standard error.
+/// The line through a segment's hits. Landmark pairs tolerate a time change of about 1.5 %, so
+/// an upload played slightly off speed still aligns with the identity; a least-squares fit over
+/// a stretch of hits gives its factor. The fit replaces the warp's factor only where the hits
+/// say so: it spans enough of the query and differs by more than twice its standard error.
 fn fit_line(seg: &[Hit], warp: Warp, offset: i64) -> Line {
     let grid = Line {
         time: warp.time,
@@ -206,8 +188,8 @@ fn fit_line(seg: &[Hit], warp: Warp, offset: i64) -> Line {
 
 /// Query frames (~1.6 s) a segment must span before its hits refine the time factor.
 const MIN_FIT_SPAN: u32 = 100;
-/// The fit may move the time factor by at most this share: the grid's widest half-step and
-/// some, never a different edit.
+/// The fit may move the time factor by at most this share: what pairs tolerate and some, never
+/// a different edit (that is the triplets' to find).
 const MAX_FIT_MOVE: f64 = 0.025;
 
 /// A hit: a query landmark found in a reference.
@@ -317,75 +299,65 @@ const WINDOW_OVERLAP: u32 = 625;
 /// Every verified candidate that passes the thresholds, overlapping ones included (the raw
 /// material of [`find_matches`]; the evaluation harness uses it to see the best wrong candidate),
 /// and the number of alignments searched (the confidence's multiple-test factor).
+///
+/// Two first passes: the upload's landmark pairs as they are, which survive the most noise but
+/// no edit, and its triplets ([`invariant`]), which survive speed, tempo and pitch edits and give
+/// the edit. Each candidate is verified against every alignment both passes searched.
 pub fn candidates<R: References + ?Sized>(
     refs: &R,
     query: &Prints,
     query_frames: u32,
     params: &MatchParams,
 ) -> Result<(Vec<Match>, f64), R::Error> {
-    // Landmarks under every warp, then one lookup for all of them: neighbouring warps share
-    // most of their hashes, so the union is much smaller than the sum.
-    let fp = &params.fingerprint;
-    let sparse = crate::fingerprint::peaks::select_peaks(
-        &query.peaks,
-        fp.rank_window,
-        params.warp_density.peaks_per_window,
+    let (pairs, pair_trials) = vote(
+        collect_hits(refs, &query.landmarks)?,
+        query_frames,
+        Warp::IDENTITY,
+        &|track| refs.frames(track),
+        params,
     );
-    let warped: Vec<Vec<Landmark>> = params
-        .warps
-        .iter()
-        .map(|&w| match w == Warp::IDENTITY {
-            true => query.landmarks.clone(),
-            false => warped_landmarks(&sparse, w, fp, params.warp_density.fan_out),
-        })
-        .collect();
-    let mut hits = collect_hits(refs, &warped, &params.warps)?;
-    let mut cands = Vec::new();
-    let mut trials = 0.0;
-    for (w, &warp) in params.warps.iter().enumerate() {
-        let (found, t) = vote(
-            std::mem::take(&mut hits[w]),
-            query_frames,
-            warp,
-            &|track| refs.frames(track),
-            params,
-        );
-        cands.extend(found);
-        trials += t;
-    }
     let peaks = verify::QueryPeaks::new(&query.peaks, params.fingerprint.bins, query_frames);
-    let verified = verify::verify_candidates(refs, &peaks, cands, trials, params)?;
+    let (edited, triplet_trials) =
+        invariant::first_pass(refs, query, query_frames, &peaks, params)?;
+    let trials = pair_trials + triplet_trials;
+    let mut verified = verify::verify_candidates(refs, &peaks, pairs, trials, params)?;
+    // An unedited stretch is found by both passes; the pairs' alignment is the exact one.
+    let found_as_is = verified.clone();
+    for m in verify::verify_candidates(refs, &peaks, edited, trials, params)? {
+        if !found_as_is
+            .iter()
+            .any(|p| p.track == m.track && overlaps(p.query_frames, m.query_frames))
+        {
+            verified.push(m);
+        }
+    }
     Ok((verified, trials))
 }
 
-/// Looks every distinct hash of every warp up once and expands the rows into hits, one list per
-/// warp. Landmark frames are in reference time; hits keep the query frame.
+/// Looks every distinct hash of the landmarks up once and expands the rows into hits.
 fn collect_hits<R: References + ?Sized>(
     refs: &R,
-    sets: &[Vec<Landmark>],
-    warps: &[Warp],
-) -> Result<Vec<Vec<Hit>>, R::Error> {
-    let mut by_hash: HashMap<u32, Vec<(usize, u32)>> = HashMap::new();
-    for (w, set) in sets.iter().enumerate() {
-        for l in set {
-            by_hash.entry(l.hash).or_default().push((w, l.frame));
-        }
+    landmarks: &[Landmark],
+) -> Result<Vec<Hit>, R::Error> {
+    let mut by_hash: HashMap<u32, Vec<u32>> = HashMap::new();
+    for l in landmarks {
+        by_hash.entry(l.hash).or_default().push(l.frame);
     }
     let mut keys: Vec<u32> = by_hash.keys().copied().collect();
     keys.sort_unstable();
-    let mut hits = vec![Vec::new(); sets.len()];
+    let mut hits = Vec::new();
     // Rows arrive grouped by hash; a group is expanded into hits only once it is complete and
     // no larger than MAX_ROWS_PER_HASH.
     let mut group: Vec<(TrackId, u32)> = Vec::new();
     let mut current = None;
     let mut expand = |hash: u32, rows: &mut Vec<(TrackId, u32)>| {
         if rows.len() <= MAX_ROWS_PER_HASH {
-            for &(w, frame) in by_hash.get(&hash).map(Vec::as_slice).unwrap_or_default() {
+            for &frame in by_hash.get(&hash).map(Vec::as_slice).unwrap_or_default() {
                 for &(track, t) in rows.iter() {
-                    hits[w].push(Hit {
+                    hits.push(Hit {
                         track,
                         offset: t as i64 - frame as i64,
-                        query: (frame as f64 / warps[w].time).round() as u32,
+                        query: frame,
                         hash,
                     });
                 }
@@ -419,7 +391,7 @@ const MAX_ROWS_PER_HASH: usize = 1000;
 /// process, not input an attacker controls, and the standard SipHash made counting slower than
 /// the sort it replaces.
 #[derive(Default)]
-struct FxLike(u64);
+pub(crate) struct FxLike(u64);
 
 impl Hasher for FxLike {
     fn write(&mut self, bytes: &[u8]) {
@@ -438,7 +410,7 @@ impl Hasher for FxLike {
     }
 }
 
-type FastHash = BuildHasherDefault<FxLike>;
+pub(crate) type FastHash = BuildHasherDefault<FxLike>;
 
 /// Offset voting over hits (pure): all segments with at least `min_score` hits, and the number
 /// of alignments searched (offset windows over all references hit), for the confidence.
@@ -519,8 +491,8 @@ fn vote(
         }
         for (c, m) in &segs {
             // The strongest other alignment of this reference over the same stretch of query.
-            // Clusters a few frames away are this alignment smeared by drift (the warp grid is
-            // off by up to 1.5 % of the stretch), not another one.
+            // Clusters a few frames away are this alignment smeared by drift (pairs align an
+            // upload up to 1.5 % off speed), not another one.
             let drift = 2 * p.offset_tolerance as i64
                 + 1
                 + (0.015 * (m.query_frames.1 - m.query_frames.0) as f64).ceil() as i64;

@@ -61,7 +61,7 @@ pub struct Verification {
     pub events_found: u32,
     /// Chance that one such frame is found at a random alignment.
     pub event_chance: f64,
-    /// Alignments searched for this query (offset windows × references × warps).
+    /// Alignments searched for this query (offset windows × references × edits told apart).
     pub searched: f64,
     /// Standard deviations by which this alignment out-verifies the reference's best other
     /// alignment of the stretch, on the peaks the two do not share (infinite when there is none or
@@ -196,7 +196,7 @@ pub fn verify_candidates<R: References + ?Sized>(
     let mut out = Vec::new();
     // Stretches where a reference would match but for a tie with another of its offsets (a
     // shared loop, or a section the reference repeats). Weaker candidates of the same reference
-    // over the same stretch (other warps, other repeats) are no less ambiguous, whatever their
+    // over the same stretch (other edits, other repeats) are no less ambiguous, whatever their
     // own rival says.
     let mut ambiguous: Vec<(TrackId, (u32, u32))> = Vec::new();
     for mut m in cands {
@@ -426,6 +426,7 @@ mod tests {
                 frame: i * 5 + (i * seed % 3),
                 bin: (20 + (i * 53 + seed * 11) % 180) as u16,
                 salience: 1.0,
+                sub: [0, 0],
             })
             .collect()
     }
@@ -530,6 +531,7 @@ mod tests {
                 frame: i * 5 + (i * 7 % 3),
                 bin: (20 + i * 53 % 180) as u16,
                 salience: 1.0,
+                sub: [0, 0],
             })
             .collect();
         // The query is the reference from frame 300 on, re-based to 0.

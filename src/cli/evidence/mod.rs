@@ -268,8 +268,9 @@ fn words(b: &Basis, m: &MatchRecord, rules: &Rules) -> Vec<String> {
         100.0 * b.event_chance
     ));
     out.push(format!(
-        "<b>Alignments searched.</b> {} (every offset of every reference that shares hashes with \
-         the upload, under each of the {} speed, pitch and tempo edits tried). Among all of them, \
+        "<b>Alignments searched.</b> {} (every offset of every reference that shares hashes or \
+         triplets with the upload, under each of the {} edits the search tells apart: the upload \
+         as it is, and speed, tempo and pitch changes to 0.5 % and 10 cents). Among all of them, \
          the expected number of chance alignments at least this good is {}; the confidence is \
          exp(−{}) = <b>{}</b> (a match needs {}).",
         b.alignments_searched,
