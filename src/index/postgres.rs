@@ -480,6 +480,16 @@ fn shape(t: &StoredTriplet) -> i64 {
 
 const TRACK_COLUMNS: &str = "id, path, sha256, title, meta, duration_s, n_hashes, indexed_at";
 
+/// A read-only transaction on one snapshot: every batch of a lookup sees the index as of one
+/// moment, even while a writer commits.
+fn snapshot(client: &mut Client) -> Result<postgres::Transaction<'_>> {
+    Ok(client
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()?)
+}
+
 impl Store for PostgresStore {
     fn params_id(&self) -> &str {
         &self.params_id
@@ -590,12 +600,7 @@ impl Store for PostgresStore {
             return Ok(());
         }
         let mut client = self.client.borrow_mut();
-        // One snapshot for every batch, as `lookup`.
-        let mut tx = client
-            .build_transaction()
-            .isolation_level(postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()?;
+        let mut tx = snapshot(&mut client)?;
         let statement = tx.prepare_typed(
             "SELECT key, track, t, shape FROM nasheed_triplets WHERE key = ANY($1)",
             &[Type::INT4_ARRAY],
@@ -640,12 +645,7 @@ impl Store for PostgresStore {
             return Ok(());
         }
         let mut client = self.client.borrow_mut();
-        // One snapshot for every batch, even while a writer commits.
-        let mut tx = client
-            .build_transaction()
-            .isolation_level(postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()?;
+        let mut tx = snapshot(&mut client)?;
         let statement = tx.prepare_typed(
             "SELECT hash, track, frames FROM nasheed_postings WHERE hash = ANY($1)",
             &[Type::INT4_ARRAY],
