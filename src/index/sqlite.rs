@@ -990,15 +990,18 @@ impl Store for SqliteStore {
         let mut found: Vec<(TrackId, StoredTriplet)> = Vec::new();
         self.lookup_keys(&rows, &mut |row, postings| {
             let row = (row - TRIPLET_KEYS) as u32;
+            // The row holds every band: keep the keys asked for (a mask of their bands), each
+            // with all its postings together, and skip those stored more than `cap` times.
+            let first = wanted.partition_point(|&k| k < row << BAND_BITS);
+            let asked = wanted[first..]
+                .iter()
+                .take_while(|&&k| k >> BAND_BITS == row)
+                .fold(0u64, |m, &k| m | 1 << (k & ((1 << BAND_BITS) - 1)));
             found.clear();
-            found.extend(
-                postings
-                    .iter()
-                    .map(|&(track, value)| (TrackId(track), triplet_of(row, value))),
-            );
-            // The row holds every band: keep the keys asked for, each with all its postings
-            // together, and skip those stored more than `cap` times.
-            found.retain(|f| wanted.binary_search(&f.1.key).is_ok());
+            found.extend(postings.iter().filter_map(|&(track, value)| {
+                let band = (value >> 16) & ((1 << BAND_BITS) - 1);
+                (asked >> band & 1 == 1).then(|| (TrackId(track), triplet_of(row, value)))
+            }));
             found.sort_by_key(|f| f.1.key);
             for group in found.chunk_by(|a, b| a.1.key == b.1.key) {
                 if group.len() <= cap {
