@@ -9,7 +9,7 @@
 //!   A writer merges once the rows grow past a tenth of the postings (and on `compact`), so a
 //!   bulk index ends almost wholly in blobs; the blobs touched are rewritten, the rest are not.
 //! - Triplets (derived from each track's peaks) are postings too, under keys above every 32-bit
-//!   hash, one key per triplet key without its band (see [`TRIPLET_KEYS`]).
+//!   hash, one key per triplet key without its band (see `TRIPLET_KEYS`).
 //! - Every track is written in its own transaction together with its `tracks` row, so a crash
 //!   loses at most the track in flight, and readers never see a half-written track. A merge is
 //!   one transaction too: readers see the rows or the blob, never neither or both.
