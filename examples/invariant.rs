@@ -683,11 +683,14 @@ fn main() -> anyhow::Result<()> {
                     ))
                 })
         };
-        let tri_trials = invariant::alignments_searched(
-            touched_refs.iter().map(|&r| ref_frames[r as usize]),
-            q.frames,
-            &tp,
-        );
+        // Each pass's confidence counts its own alignments twice, as the engine's
+        // (`matching::Searched::counted`): the two passes share the error rate.
+        let tri_trials = 2.0
+            * invariant::alignments_searched(
+                touched_refs.iter().map(|&r| ref_frames[r as usize]),
+                q.frames,
+                &tp,
+            );
         let Ok(tri) = verify_candidates(&refs_v, &qpk, ms, tri_trials, &mp);
         let ms_verify = te.elapsed().as_secs_f64() * 1e3;
         // The identity pass over pair hashes, as the engine runs it with one warp.
@@ -697,20 +700,17 @@ fn main() -> anyhow::Result<()> {
             landmarks: query_pairs,
             peaks: query_peaks,
         };
-        let Ok((pair, pair_trials)) =
-            nasheed::matching::candidates(&refs_v, &prints, q.frames, &identity);
+        // The library's pass sees no triplets here: its confidences count the pairs alone.
+        let Ok((pair, _)) = nasheed::matching::candidates(&refs_v, &prints, q.frames, &identity);
         pair_ms.push(tp0.elapsed().as_secs_f64() * 1e3);
-        // Both passes searched: each confidence exp(−E) becomes exp(−E·total/own).
-        let total = tri_trials + pair_trials;
-        let rescale = |m: &Match, own: f64| m.confidence.powf(total / own);
         let best_tri = tri
             .iter()
-            .map(|m| (rescale(m, tri_trials), m))
+            .map(|m| (m.confidence, m))
             .filter(|x| x.0 >= mp.min_confidence)
             .max_by(|a, b| a.0.total_cmp(&b.0).then(a.1.score.cmp(&b.1.score)));
         let best_pair = pair
             .iter()
-            .map(|m| (rescale(m, pair_trials), m))
+            .map(|m| (m.confidence, m))
             .filter(|x| x.0 >= mp.min_confidence)
             .max_by(|a, b| a.0.total_cmp(&b.0).then(a.1.score.cmp(&b.1.score)));
         let as_result = |(conf, m): (f64, &Match)| {

@@ -48,8 +48,9 @@ pub struct Basis {
     pub events_found: u32,
     /// Chance that one such frame is found at a wrong alignment.
     pub event_chance: f64,
-    /// Alignments searched: every offset of every reference the upload touched, under every
-    /// edit tried, in every window of a long upload (the multiple-test factor).
+    /// Alignments counted: every offset of every reference the pass that found the match touched,
+    /// under every edit it tells apart, in every window of a long upload, twice (the two passes
+    /// share the error rate; the multiple-test factor).
     pub alignments_searched: u64,
     /// Expected number of chance alignments at least this good over all those searched; the
     /// confidence is `exp(−chance_alignments)`.
@@ -193,8 +194,7 @@ pub struct Rules {
     pub min_lead_sd: f64,
     /// Confidence.
     pub min_confidence: f64,
-    /// Edits the search tells apart: the upload as it is, and every speed, tempo and pitch
-    /// change the triplet pass resolves.
+    /// Speed, tempo and pitch changes the triplet pass tells apart.
     pub edits_tried: usize,
     /// Hashes a candidate needs to be explained when nothing matched.
     pub candidate_min_hits: u32,
@@ -453,8 +453,8 @@ pub fn build_report(
             min_lead_hits: match_params.min_margin,
             min_lead_sd: verify::DECISIVE_Z,
             min_confidence: match_params.min_confidence,
-            edits_tried: 1 + crate::matching::invariant::edits_resolved(&match_params.triplets)
-                .round() as usize,
+            edits_tried: crate::matching::invariant::edits_resolved(&match_params.triplets).round()
+                as usize,
             candidate_min_hits: CANDIDATE_MIN_HITS,
         },
     })

@@ -154,6 +154,7 @@ impl Candidate {
             verification: None,
             confidence: 0.0,
             line: self.line,
+            pass: super::Pass::Triplets,
         }
     }
 

@@ -124,6 +124,40 @@ pub struct Match {
     pub confidence: f64,
     /// The alignment fitted to the hits, finer than the warp's factor: what is reported.
     pub line: Line,
+    /// The first pass that found the candidate (its confidence counts that pass's alignments).
+    pub pass: Pass,
+}
+
+/// The two first passes, which share the confidence's error rate equally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// Landmark pairs looked up as they are: no edit, the most noise.
+    Pairs,
+    /// Triplets ([`invariant`]): speed, tempo and pitch edits.
+    Triplets,
+}
+
+/// Alignments each first pass searched, for the confidence.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Searched {
+    /// By the landmark pairs.
+    pub pairs: f64,
+    /// By the triplets.
+    pub triplets: f64,
+}
+
+impl Searched {
+    /// What the confidence of a candidate from `pass` counts: its own pass's alignments, twice.
+    /// Each pass is given half the error rate (a weighted Bonferroni correction), so the pairs'
+    /// few alignments are not charged for the thousands of edits the triplets search, and the
+    /// expected number of chance matches over both passes stays what one threshold allows.
+    pub fn counted(&self, pass: Pass) -> f64 {
+        2.0 * match pass {
+            Pass::Pairs => self.pairs,
+            Pass::Triplets => self.triplets,
+        }
+        .max(1.0)
+    }
 }
 
 /// A straight alignment of query onto reference, in frames:
@@ -224,7 +258,7 @@ pub struct WindowMatcher<'a, R: References + ?Sized> {
     start: u32,
     found: Vec<Match>,
     /// Alignments searched over all windows so far.
-    trials: f64,
+    searched: Searched,
 }
 
 impl<'a, R: References + ?Sized> WindowMatcher<'a, R> {
@@ -236,7 +270,7 @@ impl<'a, R: References + ?Sized> WindowMatcher<'a, R> {
             pending: Prints::default(),
             start: 0,
             found: Vec::new(),
-            trials: 0.0,
+            searched: Searched::default(),
         }
     }
 
@@ -264,10 +298,11 @@ impl<'a, R: References + ?Sized> WindowMatcher<'a, R> {
         }
         // Each window's confidence counted only its own alignments; a long upload offers chance
         // many windows, so the test is redone over all of them: exp(−E) becomes exp(−E·total/own).
-        let total = self.trials;
+        let searched = self.searched;
         let min = self.params.min_confidence;
         self.found.retain_mut(|m| {
             if let Some(v) = m.verification.as_mut() {
+                let total = searched.counted(m.pass);
                 m.confidence = m.confidence.powf(total / v.searched.max(1.0));
                 v.searched = total;
             }
@@ -279,8 +314,9 @@ impl<'a, R: References + ?Sized> WindowMatcher<'a, R> {
     fn match_window(&mut self, end: u32) -> Result<(), R::Error> {
         let start = self.start;
         let part = self.pending.window(start, end);
-        let (cands, trials) = candidates(self.refs, &part, end - start, self.params)?;
-        self.trials += trials;
+        let (cands, searched) = candidates(self.refs, &part, end - start, self.params)?;
+        self.searched.pairs += searched.pairs;
+        self.searched.triplets += searched.triplets;
         for mut m in cands {
             m.query_frames = (m.query_frames.0 + start, m.query_frames.1 + start);
             m.offset -= (start as f64 * m.warp.time).round() as i64;
@@ -298,17 +334,17 @@ const WINDOW_OVERLAP: u32 = 625;
 
 /// Every verified candidate that passes the thresholds, overlapping ones included (the raw
 /// material of [`find_matches`]; the evaluation harness uses it to see the best wrong candidate),
-/// and the number of alignments searched (the confidence's multiple-test factor).
+/// and the alignments each pass searched (the confidence's multiple-test factor).
 ///
 /// Two first passes: the upload's landmark pairs as they are, which survive the most noise but
 /// no edit, and its triplets ([`invariant`]), which survive speed, tempo and pitch edits and give
-/// the edit. Each candidate is verified against every alignment both passes searched.
+/// the edit. Each candidate's confidence counts its pass's alignments ([`Searched::counted`]).
 pub fn candidates<R: References + ?Sized>(
     refs: &R,
     query: &Prints,
     query_frames: u32,
     params: &MatchParams,
-) -> Result<(Vec<Match>, f64), R::Error> {
+) -> Result<(Vec<Match>, Searched), R::Error> {
     let (pairs, pair_trials) = vote(
         collect_hits(refs, &query.landmarks)?,
         query_frames,
@@ -319,20 +355,39 @@ pub fn candidates<R: References + ?Sized>(
     let peaks = verify::QueryPeaks::new(&query.peaks, params.fingerprint.bins, query_frames);
     let (edited, triplet_trials) =
         invariant::first_pass(refs, query, query_frames, &peaks, params)?;
-    let trials = pair_trials + triplet_trials;
-    let mut verified = verify::verify_candidates(refs, &peaks, pairs, trials, params)?;
-    // An unedited stretch is found by both passes; the pairs' alignment is the exact one.
-    let found_as_is = verified.clone();
-    for m in verify::verify_candidates(refs, &peaks, edited, trials, params)? {
-        if !found_as_is
-            .iter()
-            .any(|p| p.track == m.track && overlaps(p.query_frames, m.query_frames))
-        {
-            verified.push(m);
+    let searched = Searched {
+        pairs: pair_trials,
+        triplets: triplet_trials,
+    };
+    let mut verified =
+        verify::verify_candidates(refs, &peaks, pairs, searched.counted(Pass::Pairs), params)?;
+    let edited = verify::verify_candidates(
+        refs,
+        &peaks,
+        edited,
+        searched.counted(Pass::Triplets),
+        params,
+    )?;
+    // A stretch both passes found keeps the pairs' alignment, exact for an unedited upload,
+    // unless the triplets' fits clearly more of the reference's peaks (a small tempo change
+    // the pairs still caught, misaligned).
+    let found = |m: &Match| m.verification.map_or(0, |v| v.found) as f64;
+    for m in edited {
+        let same = verified.iter().position(|p| {
+            p.pass == Pass::Pairs && p.track == m.track && overlaps(p.query_frames, m.query_frames)
+        });
+        match same {
+            None => verified.push(m),
+            Some(i) if found(&m) > CLEARLY_MORE * found(&verified[i]) => verified[i] = m,
+            Some(_) => {}
         }
     }
-    Ok((verified, trials))
+    Ok((verified, searched))
 }
+
+/// How many times the peaks a pairs alignment found a triplet alignment of the same stretch must
+/// find to replace it.
+const CLEARLY_MORE: f64 = 1.1;
 
 /// Looks every distinct hash of the landmarks up once and expands the rows into hits.
 fn collect_hits<R: References + ?Sized>(
@@ -485,6 +540,7 @@ fn vote(
                         verification: None,
                         confidence: 0.0,
                         line,
+                        pass: Pass::Pairs,
                     },
                 ));
             }

@@ -446,6 +446,7 @@ mod tests {
                 time: 1.0,
                 intercept: offset as f64,
             },
+            pass: super::super::Pass::Pairs,
         }
     }
 

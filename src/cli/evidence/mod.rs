@@ -268,9 +268,10 @@ fn words(b: &Basis, m: &MatchRecord, rules: &Rules) -> Vec<String> {
         100.0 * b.event_chance
     ));
     out.push(format!(
-        "<b>Alignments searched.</b> {} (every offset of every reference that shares hashes or \
-         triplets with the upload, under each of the {} edits the search tells apart: the upload \
-         as it is, and speed, tempo and pitch changes to 0.5 % and 10 cents). Among all of them, \
+        "<b>Alignments searched.</b> {} (every offset of every reference the pass that found \
+         this alignment touched: the upload as it is for landmark pairs, each of the {} speed, \
+         tempo and pitch changes the triplets tell apart for triplets; counted twice, since the \
+         two passes share the error rate). Among all of them, \
          the expected number of chance alignments at least this good is {}; the confidence is \
          exp(−{}) = <b>{}</b> (a match needs {}).",
         b.alignments_searched,
