@@ -16,8 +16,8 @@ use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
 use nasheed::engine::inputs::Spool;
-use nasheed::engine::report::{MatchRecord, ScanRecord};
-use nasheed::engine::scan::{scan_inputs, ScanInput, ScanSink};
+use nasheed::engine::report::MatchRecord;
+use nasheed::engine::scan::{scan_input, ScanInput};
 use nasheed::engine::{self, Budget, Fingerprint, Scanner};
 use nasheed::fingerprint::FingerprintParams;
 use nasheed::index::{self as store_index, Access, IndexError, SqliteStore, Store, TrackRef};
@@ -397,16 +397,6 @@ fn read_fingerprint(py: Python<'_>, pack: PyBackedBytes) -> PyResult<Vec<PackEnt
     })
 }
 
-/// Takes the one record of a one-input scan.
-struct One(Option<ScanRecord>);
-
-impl ScanSink for One {
-    fn record(&mut self, record: ScanRecord) -> std::io::Result<()> {
-        self.0 = Some(record);
-        Ok(())
-    }
-}
-
 /// A store to scan with: a spare reader connection (put back when done), or the index's own
 /// store, locked, where no second connection can be had (memory, packs).
 enum Lease<'a> {
@@ -634,18 +624,15 @@ impl Index {
             let mut lease = self.lease()?;
             let store = lease.store()?;
             self.refuse_empty(&**store)?;
-            let mut one = One(None);
-            scan_inputs(
+            scan_input(
                 std::slice::from_mut(store),
-                std::slice::from_ref(&input),
+                &input,
                 &self.params,
                 &mp,
                 &Budget::default(),
-                &mut one,
             )
-            .map_err(|e| Failure::new("index", e.to_string()))?;
-            one.0
-                .ok_or_else(|| Failure::new("internal", "the scan ended without a record"))
+            .map_err(|e| Failure::new("index", e.to_string()))?
+            .ok_or_else(|| Failure::new("internal", "the scan ended without a record"))
         })?;
         if let Some(message) = record.error {
             let kind = record.error_kind.map_or("unreadable", |k| k.as_str());

@@ -137,6 +137,35 @@ pub fn scan_inputs(
     })
 }
 
+/// Scans one input with the matchers in `stores` (see [`scan_inputs`]); its record, or `None`
+/// if the scan ended without one.
+pub fn scan_input(
+    stores: &mut [Box<dyn Store + Send>],
+    input: &ScanInput,
+    params: &FingerprintParams,
+    match_params: &MatchParams,
+    budget: &Budget,
+) -> Result<Option<ScanRecord>, ScanError> {
+    /// Takes the one record.
+    struct One(Option<ScanRecord>);
+    impl ScanSink for One {
+        fn record(&mut self, record: ScanRecord) -> std::io::Result<()> {
+            self.0 = Some(record);
+            Ok(())
+        }
+    }
+    let mut one = One(None);
+    scan_inputs(
+        stores,
+        std::slice::from_ref(input),
+        params,
+        match_params,
+        budget,
+        &mut one,
+    )?;
+    Ok(one.0)
+}
+
 /// Puts results that arrive in any order back into input order, and holds matchers back from
 /// running more than `lookahead` inputs ahead of the sink.
 struct InOrder<T> {

@@ -382,6 +382,14 @@ pub fn triplets_of(prints: &Prints) -> Vec<StoredTriplet> {
     )
 }
 
+/// `keys` sorted, each once: a key repeated across lookup batches would be handed out twice.
+pub(crate) fn distinct(keys: &[u32]) -> Vec<u32> {
+    let mut keys = keys.to_vec();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
 /// Most tracks [`Store::find_sha_prefix`] returns: two already make a prefix ambiguous, a few
 /// more tell the user which.
 pub const SHA_PREFIX_LIMIT: usize = 5;

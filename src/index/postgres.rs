@@ -592,10 +592,7 @@ impl Store for PostgresStore {
         cap: usize,
         hit: &mut dyn FnMut(TrackId, StoredTriplet),
     ) -> Result<()> {
-        // Each key once: a key repeated in another batch would be handed out twice.
-        let mut keys = keys.to_vec();
-        keys.sort_unstable();
-        keys.dedup();
+        let keys = super::distinct(keys);
         if keys.is_empty() {
             return Ok(());
         }

@@ -981,9 +981,7 @@ impl Store for SqliteStore {
         cap: usize,
         hit: &mut dyn FnMut(TrackId, StoredTriplet),
     ) -> Result<()> {
-        let mut wanted = keys.to_vec();
-        wanted.sort_unstable();
-        wanted.dedup();
+        let wanted = super::distinct(keys);
         let mut rows: Vec<i64> = wanted
             .iter()
             .map(|&k| TRIPLET_KEYS + (k >> BAND_BITS) as i64)

@@ -13,8 +13,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use http_body_util::BodyExt;
 use nasheed::engine::inputs::Spool;
-use nasheed::engine::report::{ErrorKind, ScanRecord};
-use nasheed::engine::scan::{scan_inputs, ScanInput, ScanSink};
+use nasheed::engine::report::ErrorKind;
+use nasheed::engine::scan::{scan_input, ScanInput};
 use nasheed::engine::{self, Budget};
 use nasheed::fingerprint::Side;
 use nasheed::index::{self, IndexError, Metadata, NewTrack, Store, TrackRef};
@@ -206,18 +206,15 @@ async fn scan(
             deadline: Some(deadline),
             ..shared.config.budget
         };
-        let mut one = One(None);
-        scan_inputs(
+        scan_input(
             lease.as_matchers(),
-            std::slice::from_ref(&input),
+            &input,
             &shared.config.params,
             &match_params,
             &budget,
-            &mut one,
         )
-        .map_err(|e| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, "index", e.to_string()))?;
-        one.0
-            .ok_or_else(|| Failure::internal("the scan ended without a record"))
+        .map_err(|e| Failure::new(StatusCode::INTERNAL_SERVER_ERROR, "index", e.to_string()))?
+        .ok_or_else(|| Failure::internal("the scan ended without a record"))
     });
     let record = match tokio::time::timeout_at((deadline + GRACE).into(), task).await {
         Err(_) => return Err(Failure::scan_timeout()),
@@ -241,16 +238,6 @@ async fn scan(
         response.extensions_mut().insert(Kind(kind));
     }
     Ok(response)
-}
-
-/// Takes the one record of a one-input scan.
-struct One(Option<ScanRecord>);
-
-impl ScanSink for One {
-    fn record(&mut self, record: ScanRecord) -> std::io::Result<()> {
-        self.0 = Some(record);
-        Ok(())
-    }
 }
 
 /// A reader connection taken from the pool, put back when dropped (also when a scan panics).
