@@ -627,7 +627,13 @@ fn main() -> anyhow::Result<()> {
                 }
                 touched += ps.len();
                 for p in ps {
-                    let Some(h) = invariant::hit(qt, p.r, (p.t, p.l, p.span), &tp) else {
+                    let range = (
+                        tp.time_factors.0.ln(),
+                        tp.time_factors.1.ln(),
+                        tp.max_shift_semitones,
+                    );
+                    let at = (p.t, p.l, p.span.ln());
+                    let Some(h) = invariant::hit(qt, qt.span.ln(), p.r, at, range) else {
                         continue;
                     };
                     unfiltered += 1;

@@ -23,7 +23,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use super::{IndexError, Metadata, NewTrack, Result, Stats, Store, TrackId, TrackInfo};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::fingerprint::triplets::StoredTriplet;
 use crate::fingerprint::{Landmark, Peak, Prints};
@@ -388,33 +388,37 @@ impl SqliteStore {
                 false => None,
             };
             let mut batch = [0i64; LOOKUP_BATCH];
-            let mut by_key: HashMap<i64, Vec<(i64, u64)>> = HashMap::new();
+            // Rows not yet merged into the blobs (usually none), by key.
+            let mut loose: BTreeMap<i64, Vec<(i64, u64)>> = BTreeMap::new();
+            let mut postings = Vec::new();
             for chunk in keys.chunks(LOOKUP_BATCH) {
                 batch[..chunk.len()].copy_from_slice(chunk);
                 // Pad with a repeat: IN-lists ignore duplicates.
                 let last = chunk[chunk.len() - 1];
                 batch[chunk.len()..].fill(last);
-                if let Some(b) = blobs.as_mut() {
-                    let mut rows = b.query(rusqlite::params_from_iter(batch.iter()))?;
-                    while let Some(r) = rows.next()? {
-                        let key: i64 = r.get(0)?;
-                        decode_postings(blob_at(r, 1)?, by_key.entry(key).or_default())
-                            .ok_or(IndexError::CorruptPostings(key))?;
-                    }
-                }
                 let mut rows = st.query(rusqlite::params_from_iter(batch.iter()))?;
                 while let Some(r) = rows.next()? {
-                    by_key
+                    loose
                         .entry(r.get(0)?)
                         .or_default()
                         .push((r.get(1)?, r.get::<_, i64>(2)? as u64));
                 }
-                let mut order: Vec<i64> = by_key.keys().copied().collect();
-                order.sort_unstable();
-                for key in order {
-                    if let Some(postings) = by_key.remove(&key) {
+                // A key's postings are handed over whole: its blob with its loose rows, if any.
+                if let Some(b) = blobs.as_mut() {
+                    let mut rows = b.query(rusqlite::params_from_iter(batch.iter()))?;
+                    while let Some(r) = rows.next()? {
+                        let key: i64 = r.get(0)?;
+                        postings.clear();
+                        decode_postings(blob_at(r, 1)?, &mut postings)
+                            .ok_or(IndexError::CorruptPostings(key))?;
+                        if let Some(more) = loose.remove(&key) {
+                            postings.extend(more);
+                        }
                         found(key, &postings);
                     }
+                }
+                while let Some((key, rows)) = loose.pop_first() {
+                    found(key, &rows);
                 }
             }
         }
@@ -987,7 +991,6 @@ impl Store for SqliteStore {
             .map(|&k| TRIPLET_KEYS + (k >> BAND_BITS) as i64)
             .collect();
         rows.dedup();
-        let mut found: Vec<(TrackId, StoredTriplet)> = Vec::new();
         self.lookup_keys(&rows, &mut |row, postings| {
             let row = (row - TRIPLET_KEYS) as u32;
             // The row holds every band: keep the keys asked for (a mask of their bands), each
@@ -997,16 +1000,15 @@ impl Store for SqliteStore {
                 .iter()
                 .take_while(|&&k| k >> BAND_BITS == row)
                 .fold(0u64, |m, &k| m | 1 << (k & ((1 << BAND_BITS) - 1)));
-            found.clear();
-            found.extend(postings.iter().filter_map(|&(track, value)| {
-                let band = (value >> 16) & ((1 << BAND_BITS) - 1);
-                (asked >> band & 1 == 1).then(|| (TrackId(track), triplet_of(row, value)))
-            }));
-            found.sort_by_key(|f| f.1.key);
-            for group in found.chunk_by(|a, b| a.1.key == b.1.key) {
-                if group.len() <= cap {
-                    for &(track, t) in group {
-                        hit(track, t);
+            let band = |value: u64| ((value >> 16) & ((1 << BAND_BITS) - 1)) as usize;
+            let mut count = [0usize; 1 << BAND_BITS];
+            for &(_, value) in postings {
+                count[band(value)] += 1;
+            }
+            for (b, &n) in count.iter().enumerate() {
+                if asked >> b & 1 == 1 && n <= cap {
+                    for &(track, value) in postings.iter().filter(|p| band(p.1) == b) {
+                        hit(TrackId(track), triplet_of(row, value));
                     }
                 }
             }

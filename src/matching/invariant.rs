@@ -56,6 +56,15 @@ pub fn first_pass<R: References + ?Sized>(
     }
     probes.sort_unstable();
     probes.dedup();
+    // Time factors are compared as differences of logarithms, the stored spans' (eighths of a
+    // frame, nearly all under 2^9) from a table: a logarithm per hit was 3 % of a scan.
+    let ln_upload_spans: Vec<f32> = uploads.iter().map(|q| q.span.ln()).collect();
+    let ln_spans: Vec<f32> = (0..512).map(|s| (s as f32 / 8.0).ln()).collect();
+    let range = (
+        tp.time_factors.0.ln(),
+        tp.time_factors.1.ln(),
+        tp.max_shift_semitones,
+    );
     keys.clear();
     keys.extend(probes.iter().map(|p| p.0));
     keys.dedup();
@@ -84,9 +93,14 @@ pub fn first_pass<R: References + ?Sized>(
             let len = probes[from..].partition_point(|p| p.0 == stored.key);
             run = (stored.key, from, from + len);
         }
-        let at = stored.position();
+        let (t, l, _) = stored.position();
+        let ln_span = ln_spans
+            .get(stored.span as usize)
+            .copied()
+            .unwrap_or_else(|| (stored.span as f32 / 8.0).ln());
         for &(_, i) in &probes[run.1..run.2] {
-            if let Some(h) = hit(&uploads[i as usize], r, at, tp) {
+            let i = i as usize;
+            if let Some(h) = hit(&uploads[i], ln_upload_spans[i], r, (t, l, ln_span), range) {
                 hits.push(h);
             }
         }
@@ -101,22 +115,22 @@ pub fn first_pass<R: References + ?Sized>(
     Ok((out, trials))
 }
 
-/// The hit of upload triplet `q` on a stored triplet at (`t`, `l`, `span`), if its factors lie
-/// in the range searched.
+/// The hit of upload triplet `q` (its span's logarithm `ln_q_span`) on a stored triplet at
+/// (`t`, `l`, ln span), if its factors lie in the range searched (ln time factors, semitones).
 pub fn hit(
     q: &QueryTriplet,
+    ln_q_span: f32,
     reference: u32,
-    (t, l, span): (f32, f32, f32),
-    p: &TripletParams,
+    (t, l, ln_span): (f32, f32, f32),
+    (ln_lo, ln_hi, max_shift): (f32, f32, f32),
 ) -> Option<TupleHit> {
-    let factor = span / q.span;
+    let ln_time = ln_span - ln_q_span;
     let shift = q.l - l;
-    let (lo, hi) = p.time_factors;
-    (factor >= lo && factor <= hi && shift.abs() <= p.max_shift_semitones).then(|| TupleHit {
+    (ln_time >= ln_lo && ln_time <= ln_hi && shift.abs() <= max_shift).then_some(TupleHit {
         reference,
         query_t: q.t,
         ref_t: t,
-        ln_time: factor.ln(),
+        ln_time,
         shift,
     })
 }
@@ -179,12 +193,24 @@ const REFINED_CELLS: usize = 30;
 fn cell_key(h: &TupleHit) -> u64 {
     let tb = (h.ln_time / TIME_CELL).round() as i64;
     let fb = (h.shift / SHIFT_CELL).round() as i64;
-    let factor = (tb as f32 * TIME_CELL).exp();
+    let factor = cell_factor(tb);
     let ob = ((h.ref_t - h.query_t * factor) / OFFSET_CELL).floor() as i64;
     ((h.reference as u64 & 0xff_ffff) << 40)
         | (((tb + 16).clamp(0, 31) as u64) << 35)
         | (((fb + 16).clamp(0, 31) as u64) << 30)
         | ((ob + (1 << 29)).clamp(0, (1 << 30) - 1) as u64)
+}
+
+/// The time factor at the centre of time cell `tb`, from a table over the cells the packed key
+/// holds (an exponential per hit was a tenth of the vote).
+fn cell_factor(tb: i64) -> f32 {
+    static FACTORS: std::sync::OnceLock<[f32; 32]> = std::sync::OnceLock::new();
+    let table =
+        FACTORS.get_or_init(|| std::array::from_fn(|i| ((i as f32 - 16.0) * TIME_CELL).exp()));
+    match table.get((tb + 16) as usize) {
+        Some(&f) => f,
+        None => (tb as f32 * TIME_CELL).exp(),
+    }
 }
 
 fn unpack_cell(k: u64) -> (u32, i32, i32, i64) {
@@ -355,6 +381,9 @@ fn refine(hits: &[TupleHit], reference: u32, tb: i32, fb: i32, ob: i64) -> Optio
 /// small grid around them (time ±1.5 %, or ±3 % when the hits span under 400 frames, in 0.25 %
 /// steps; pitch ±30 cents in 10-cent steps; intercept ±1 frame about the stretch's centre).
 /// Hits pin the time factor to ~1 % at best, which misplaces peaks at a stretch's ends.
+/// The grid is searched a factor at a time (time, then pitch, then time again near its best):
+/// a peak's frame depends on the time factor alone and its bin on the pitch alone, so the
+/// counts separate, and the walk costs a fifth of the whole grid's verifications.
 pub fn fine_pass(c: &Candidate, query: &QueryPeaks, reference: &[Peak]) -> Candidate {
     let span = query.widen((
         c.query_span.0.max(0.0) as u32,
@@ -362,41 +391,59 @@ pub fn fine_pass(c: &Candidate, query: &QueryPeaks, reference: &[Peak]) -> Candi
     ));
     let centre = 0.5 * (c.query_span.0 + c.query_span.1) as f64;
     let ref_centre = c.line.at(centre);
-    let steps = if c.query_span.1 - c.query_span.0 < 400.0 {
+    let steps: i32 = if c.query_span.1 - c.query_span.0 < 400.0 {
         12
     } else {
         6
     };
-    let mut best = (0u32, *c);
-    for i in -steps..=steps {
-        for j in -3..=3 {
-            let time = c.line.time * (1.0 + 0.0025 * i as f64);
-            let semitones = c.semitones + 0.1 * j as f64;
-            let intercept = ref_centre - time * centre;
-            for o in -1..=1 {
-                let offset = intercept.round() as i64 + o;
-                let warp = Warp {
-                    time,
-                    freq: 2f64.powf(semitones / 12.0),
-                };
-                let v = query.verify(reference, offset, span, warp);
-                if v.found > best.0 {
-                    best = (
-                        v.found,
-                        Candidate {
-                            line: Line {
-                                time,
-                                intercept: offset as f64,
-                            },
-                            semitones,
-                            ..*c
-                        },
-                    );
-                }
-            }
+    // The best count at (time step, pitch step) over the three intercepts, and its intercept.
+    let count = |i: i32, j: i32| {
+        let time = c.line.time * (1.0 + 0.0025 * i as f64);
+        let semitones = c.semitones + 0.1 * j as f64;
+        let warp = Warp {
+            time,
+            freq: 2f64.powf(semitones / 12.0),
+        };
+        let intercept = (ref_centre - time * centre).round() as i64;
+        (-1..=1)
+            .map(|o| {
+                (
+                    query.verify(reference, intercept + o, span, warp).found,
+                    intercept + o,
+                )
+            })
+            .fold((0, 0), |a, b| if b.0 > a.0 { b } else { a })
+    };
+    // (found, time step, pitch step, intercept); ties keep the earlier, as the full grid did.
+    let mut best = (0u32, 0i32, 0i32, 0i64);
+    let consider = |i: i32, j: i32, best: &mut (u32, i32, i32, i64)| {
+        let (found, offset) = count(i, j);
+        if found > best.0 {
+            *best = (found, i, j, offset);
         }
+    };
+    for i in -steps..=steps {
+        consider(i, 0, &mut best);
     }
-    best.1
+    let time_step = best.1;
+    for j in -3..=3 {
+        consider(time_step, j, &mut best);
+    }
+    let pitch_step = best.2;
+    for i in (time_step - 2).max(-steps)..=(time_step + 2).min(steps) {
+        consider(i, pitch_step, &mut best);
+    }
+    if best.0 == 0 {
+        return *c;
+    }
+    Candidate {
+        line: Line {
+            time: c.line.time * (1.0 + 0.0025 * best.1 as f64),
+            intercept: best.3 as f64,
+        },
+        semitones: c.semitones + 0.1 * best.2 as f64,
+        ..*c
+    }
 }
 
 /// Alignments the pass searched, for the confidence: every offset window (3 frames) of every
@@ -463,6 +510,107 @@ mod tests {
         assert_eq!(fb, -6);
         let factor = (tb as f32 * TIME_CELL).exp();
         assert_eq!(ob, ((5000.0 - 100.0 * factor) / OFFSET_CELL).floor() as i64);
+    }
+
+    /// The whole grid `fine_pass` walks, every (time, pitch, intercept) verified: the naive
+    /// reference the walk is checked against.
+    fn fine_grid(c: &Candidate, query: &QueryPeaks, reference: &[Peak]) -> u32 {
+        let span = query.widen((c.query_span.0 as u32, c.query_span.1 as u32));
+        let centre = 0.5 * (c.query_span.0 + c.query_span.1) as f64;
+        let steps = if c.query_span.1 - c.query_span.0 < 400.0 {
+            12
+        } else {
+            6
+        };
+        let mut best = 0;
+        for i in -steps..=steps {
+            for j in -3..=3 {
+                let time = c.line.time * (1.0 + 0.0025 * i as f64);
+                let freq = 2f64.powf((c.semitones + 0.1 * j as f64) / 12.0);
+                let intercept = (c.line.at(centre) - time * centre).round() as i64;
+                for o in -1..=1 {
+                    let v = query.verify(reference, intercept + o, span, Warp { time, freq });
+                    best = best.max(v.found);
+                }
+            }
+        }
+        best
+    }
+
+    /// Walking the fine grid a factor at a time finds as many peaks as the whole grid, and the
+    /// edit: an upload at time factor 1.2 and +2.6 semitones, with a third of its peaks lost and
+    /// as many again added, from candidates whose slope is up to 1.2 % and pitch 20 cents off.
+    #[test]
+    fn the_fine_walk_finds_what_the_whole_grid_finds() {
+        let mut s = 7u64;
+        let mut rnd = move || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 33) as f64 / (1u64 << 31) as f64
+        };
+        let peak = |frame: u32, bin: u16| Peak {
+            frame,
+            bin,
+            salience: 1.0,
+            sub: [0, 0],
+        };
+        let mut reference: Vec<Peak> = (0..3000)
+            .map(|_| peak((rnd() * 3000.0) as u32, 20 + (rnd() * 400.0) as u16))
+            .collect();
+        reference.sort_by_key(|p| (p.frame, p.bin));
+        let (time, semitones, offset) = (1.2, 2.6, 900.0);
+        let freq = 2f64.powf(semitones / 12.0);
+        // Upload frame q holds reference frame offset + time × q.
+        let mut upload: Vec<Peak> = reference
+            .iter()
+            .filter(|p| p.frame as f64 >= offset && rnd() > 0.33)
+            .map(|p| {
+                peak(
+                    ((p.frame as f64 - offset) / time).round() as u32,
+                    (p.bin as f64 * freq).round() as u16,
+                )
+            })
+            .filter(|p| p.frame < 600)
+            .collect();
+        let kept = upload.len();
+        upload.extend((0..kept).map(|_| peak((rnd() * 600.0) as u32, 20 + (rnd() * 500.0) as u16)));
+        upload.sort_by_key(|p| (p.frame, p.bin));
+        let query = QueryPeaks::new(&upload, (0, 600), 600);
+        for (dt, ds) in [(0.0, 0.0), (0.012, 0.2), (-0.01, -0.15), (0.006, 0.1)] {
+            let c = Candidate {
+                reference: 0,
+                score: 10,
+                // Hits place the stretch's centre (frame 300) well and its slope less so.
+                line: Line {
+                    time: time * (1.0 + dt),
+                    intercept: offset - time * dt * 300.0,
+                },
+                semitones: semitones + ds,
+                query_span: (50.0, 550.0),
+            };
+            let walked = fine_pass(&c, &query, &reference);
+            let span = query.widen((50, 550));
+            let warp = walked.warp();
+            let found = query
+                .verify(&reference, walked.line.intercept as i64, span, warp)
+                .found;
+            assert_eq!(
+                found,
+                fine_grid(&c, &query, &reference),
+                "candidate off by {dt}, {ds}"
+            );
+            assert!(
+                (walked.line.time / time - 1.0).abs() < 0.003,
+                "time {}",
+                walked.line.time
+            );
+            assert!(
+                (walked.semitones - semitones).abs() < 0.06,
+                "pitch {}",
+                walked.semitones
+            );
+        }
     }
 
     /// Hits on one line at a 1.23 time factor and +2.6 semitones, among many chance hits on

@@ -25,7 +25,7 @@
 //! neither. An unsettled tie makes the
 //! reference ambiguous over that stretch, under every warp.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use super::References;
 use super::{Match, MatchParams};
@@ -78,7 +78,11 @@ impl Verification {
 
 /// Query peaks widened by the tolerance, for constant-time "is there a peak near here?".
 pub struct QueryPeaks {
-    cells: HashSet<(u32, u16)>,
+    /// One bit per (frame, bin) cell within a peak's tolerance, `width` bins a frame: a bit test
+    /// per reference peak (a hashed set made verification, repeated by the fine pass, slow).
+    cells: Vec<u64>,
+    width: usize,
+    height: usize,
     frames: u32,
     by_frame: Vec<u32>,
     bins: (u16, u16),
@@ -87,21 +91,26 @@ pub struct QueryPeaks {
 impl QueryPeaks {
     /// Indexes the query's peaks; `bins` is the analysed band, `frames` the query's length.
     pub fn new(peaks: &[Peak], bins: (usize, usize), frames: u32) -> Self {
-        let mut cells = HashSet::with_capacity(peaks.len() * 9);
+        let width = peaks.iter().map(|p| p.bin as usize + 2).max().unwrap_or(0);
+        let height = peaks
+            .iter()
+            .map(|p| p.frame as usize + 2)
+            .max()
+            .unwrap_or(0);
+        let mut cells = vec![0u64; (width * height).div_ceil(64)];
         for p in peaks {
-            for df in 0..3u32 {
-                for db in 0..3u16 {
-                    if let (Some(f), Some(b)) =
-                        ((p.frame + df).checked_sub(1), (p.bin + db).checked_sub(1))
-                    {
-                        cells.insert((f, b));
-                    }
+            for f in (p.frame as usize).saturating_sub(1)..=p.frame as usize + 1 {
+                for b in (p.bin as usize).saturating_sub(1)..=p.bin as usize + 1 {
+                    let i = f * width + b;
+                    cells[i / 64] |= 1 << (i % 64);
                 }
             }
         }
         let by_frame = peaks.iter().map(|p| p.frame).collect();
         QueryPeaks {
             cells,
+            width,
+            height,
             frames,
             by_frame,
             bins: (bins.0 as u16, bins.1 as u16),
@@ -124,7 +133,11 @@ impl QueryPeaks {
     pub fn has(&self, p: &Peak, offset: i64, warp: Warp) -> bool {
         let q = ((p.frame as i64 - offset) as f64 / warp.time).round();
         let bin = (p.bin as f64 * warp.freq).round();
-        q >= 0.0 && bin < u16::MAX as f64 && self.cells.contains(&(q as u32, bin as u16))
+        if q < 0.0 || q >= self.height as f64 || bin >= self.width as f64 {
+            return false;
+        }
+        let i = q as usize * self.width + bin as usize;
+        self.cells[i / 64] >> (i % 64) & 1 == 1
     }
 
     /// Checks the reference peaks that fall on query frames `q0..=q1` at `offset` under `warp`
