@@ -1000,14 +1000,14 @@ impl Store for SqliteStore {
                 .iter()
                 .take_while(|&&k| k >> BAND_BITS == row)
                 .fold(0u64, |m, &k| m | 1 << (k & ((1 << BAND_BITS) - 1)));
-            let band = |value: u64| ((value >> 16) & ((1 << BAND_BITS) - 1)) as usize;
-            let mut count = [0usize; 1 << BAND_BITS];
-            for &(_, value) in postings {
-                count[band(value)] += 1;
-            }
-            for (b, &n) in count.iter().enumerate() {
-                if asked >> b & 1 == 1 && n <= cap {
-                    for &(track, value) in postings.iter().filter(|p| band(p.1) == b) {
+            let band = |value: u64| (value >> 16) & ((1 << BAND_BITS) - 1);
+            let mut bands = asked;
+            while bands != 0 {
+                let b = bands.trailing_zeros() as u64;
+                bands &= bands - 1;
+                let of_band = || postings.iter().filter(|p| band(p.1) == b);
+                if of_band().count() <= cap {
+                    for &(track, value) in of_band() {
                         hit(TrackId(track), triplet_of(row, value));
                     }
                 }

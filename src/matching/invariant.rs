@@ -188,6 +188,11 @@ const OFFSET_CELL: f32 = 32.0;
 /// Strongest cells refined per upload window.
 const REFINED_CELLS: usize = 30;
 
+/// Added to an offset cell to pack it: the window's offsets (from a few hundred cells below
+/// zero to a long reference's length) then vary only in the low bits, and the radix sort skips
+/// the digits above (a bias of 2^29 flipped every bit between −1 and 0).
+const OFFSET_BIAS: i64 = (1 << 29) + (1 << 10);
+
 /// The cell of a hit, packed so that sorting groups a cell's hits: reference 24 bits, time
 /// cell 5, shift cell 5, offset cell 30.
 fn cell_key(h: &TupleHit) -> u64 {
@@ -198,7 +203,7 @@ fn cell_key(h: &TupleHit) -> u64 {
     ((h.reference as u64 & 0xff_ffff) << 40)
         | (((tb + 16).clamp(0, 31) as u64) << 35)
         | (((fb + 16).clamp(0, 31) as u64) << 30)
-        | ((ob + (1 << 29)).clamp(0, (1 << 30) - 1) as u64)
+        | ((ob + OFFSET_BIAS).clamp(0, (1 << 30) - 1) as u64)
 }
 
 /// The time factor at the centre of time cell `tb`, from a table over the cells the packed key
@@ -218,7 +223,7 @@ fn unpack_cell(k: u64) -> (u32, i32, i32, i64) {
         (k >> 40) as u32,
         ((k >> 35) & 31) as i32 - 16,
         ((k >> 30) & 31) as i32 - 16,
-        (k & ((1 << 30) - 1)) as i64 - (1 << 29),
+        (k & ((1 << 30) - 1)) as i64 - OFFSET_BIAS,
     )
 }
 
