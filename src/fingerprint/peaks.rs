@@ -65,15 +65,37 @@ pub fn candidate_peaks(frames: &[Frame], first: u32, params: &FingerprintParams)
     peaks
 }
 
-/// `out[i] = max(x[i-h ..= i+h])`, clipped at the ends.
+/// `out[i] = max(x[i-h ..= i+h])`, clipped at the ends (NaN counts as absent).
+///
+/// Van Herk / Gil-Werman: over blocks of the window's width, a running max from each block's
+/// start and one from its end; a window spans at most two blocks, so it is the larger of the
+/// two at its ends. Three comparisons an element instead of 2h + 1 (this filter was a tenth of
+/// indexing).
 fn sliding_max(x: &[f32], h: usize) -> Vec<f32> {
-    // Windows are small (h ≈ 5), so the direct form is faster than a monotone deque here.
+    let w = 2 * h + 1;
+    // x padded with h absent values on each side.
+    let m = x.len() + 2 * h;
+    let at = |j: usize| match j.checked_sub(h).and_then(|i| x.get(i)) {
+        Some(&v) => f32::NEG_INFINITY.max(v),
+        None => f32::NEG_INFINITY,
+    };
+    let mut from_start = vec![f32::NEG_INFINITY; m];
+    let mut to_end = vec![f32::NEG_INFINITY; m];
+    for j in 0..m {
+        from_start[j] = match j % w {
+            0 => at(j),
+            _ => from_start[j - 1].max(at(j)),
+        };
+    }
+    for j in (0..m).rev() {
+        to_end[j] = match (j + 1) % w == 0 || j + 1 == m {
+            true => at(j),
+            false => to_end[j + 1].max(at(j)),
+        };
+    }
+    // Output i's window is padded i ..= i + 2h.
     (0..x.len())
-        .map(|i| {
-            let a = i.saturating_sub(h);
-            let z = (i + h + 1).min(x.len());
-            x[a..z].iter().copied().fold(f32::NEG_INFINITY, f32::max)
-        })
+        .map(|i| to_end[i].max(from_start[i + w - 1]))
         .collect()
 }
 
@@ -164,6 +186,28 @@ mod tests {
                     .collect()
             })
             .collect()
+    }
+
+    #[test]
+    fn sliding_max_agrees_with_the_direct_form() {
+        let frames = pseudo_random_frames(3, 4);
+        let mut x = frames[0].clone();
+        x[7] = f32::NAN;
+        for h in [0, 1, 2, 5, 9, 300] {
+            for len in [0, 1, 5, 11, 12, 257] {
+                let x = &x[..len];
+                let direct: Vec<f32> = (0..len)
+                    .map(|i| {
+                        let z = (i + h + 1).min(len);
+                        x[i.saturating_sub(h)..z]
+                            .iter()
+                            .copied()
+                            .fold(f32::NEG_INFINITY, f32::max)
+                    })
+                    .collect();
+                assert_eq!(sliding_max(x, h), direct, "h {h}, len {len}");
+            }
+        }
     }
 
     #[test]
