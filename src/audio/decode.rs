@@ -201,11 +201,20 @@ impl AudioSource for SymphoniaSource {
             buf.copy_to_vec_interleaved::<f32>(&mut self.interleaved);
             self.mono.clear();
             let scale = 1.0 / channels as f32;
-            self.mono.extend(
-                self.interleaved
-                    .chunks_exact(channels)
-                    .map(|f| f.iter().sum::<f32>() * scale),
-            );
+            // Mono and stereo, nearly every file, get loops the compiler can unroll.
+            match channels {
+                1 => self.mono.extend_from_slice(&self.interleaved),
+                2 => self.mono.extend(
+                    self.interleaved
+                        .chunks_exact(2)
+                        .map(|f| (f[0] + f[1]) * scale),
+                ),
+                _ => self.mono.extend(
+                    self.interleaved
+                        .chunks_exact(channels)
+                        .map(|f| f.iter().sum::<f32>() * scale),
+                ),
+            }
             self.decoded_any = true;
             return Ok(Some(&self.mono));
         }

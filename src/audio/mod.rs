@@ -193,17 +193,20 @@ impl<S: AudioSource> AudioSource for Limited<S> {
         }
         *left -= block.len() as u64;
         // Follow where the current run of equal samples began (it may carry over from earlier
-        // blocks).
-        let mut prev = *run_value;
-        for (i, &x) in block.iter().enumerate() {
-            // Non-finite samples decode as silence later on; NaN would also never equal itself.
-            let x = if x.is_finite() { x } else { 0.0 };
-            if x != prev {
-                *run_start = *pos + i as u64;
-                prev = x;
+        // blocks): the block's trailing run, found from its end (usually one comparison).
+        // Non-finite samples decode as silence later on; NaN would also never equal itself.
+        let value = |x: f32| if x.is_finite() { x } else { 0.0 };
+        if let Some(&last) = block.last() {
+            let last = value(last);
+            let from = block
+                .iter()
+                .rposition(|&x| value(x) != last)
+                .map_or(0, |i| i + 1);
+            if from > 0 || last != *run_value {
+                *run_start = *pos + from as u64;
             }
+            *run_value = last;
         }
-        *run_value = prev;
         *pos += block.len() as u64;
         if *pos - *run_start > *max_silence {
             return Err(AudioError::Silence {

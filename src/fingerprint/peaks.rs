@@ -74,24 +74,22 @@ pub fn candidate_peaks(frames: &[Frame], first: u32, params: &FingerprintParams)
 fn sliding_max(x: &[f32], h: usize) -> Vec<f32> {
     let w = 2 * h + 1;
     // x padded with h absent values on each side.
-    let m = x.len() + 2 * h;
-    let at = |j: usize| match j.checked_sub(h).and_then(|i| x.get(i)) {
-        Some(&v) => f32::NEG_INFINITY.max(v),
-        None => f32::NEG_INFINITY,
-    };
-    let mut from_start = vec![f32::NEG_INFINITY; m];
-    let mut to_end = vec![f32::NEG_INFINITY; m];
-    for j in 0..m {
-        from_start[j] = match j % w {
-            0 => at(j),
-            _ => from_start[j - 1].max(at(j)),
-        };
+    let mut padded = vec![f32::NEG_INFINITY; x.len() + 2 * h];
+    for (p, &v) in padded[h..].iter_mut().zip(x) {
+        *p = p.max(v);
     }
-    for j in (0..m).rev() {
-        to_end[j] = match (j + 1) % w == 0 || j + 1 == m {
-            true => at(j),
-            false => to_end[j + 1].max(at(j)),
-        };
+    let m = padded.len();
+    let mut from_start = padded.clone();
+    for j in 1..m {
+        if j % w != 0 {
+            from_start[j] = from_start[j - 1].max(from_start[j]);
+        }
+    }
+    let mut to_end = padded;
+    for j in (0..m.saturating_sub(1)).rev() {
+        if (j + 1) % w != 0 {
+            to_end[j] = to_end[j + 1].max(to_end[j]);
+        }
     }
     // Output i's window is padded i ..= i + 2h.
     (0..x.len())
