@@ -276,24 +276,30 @@ fn triplets_follow_their_track(at: &Path) {
     }
     let mut keys: Vec<u32> = ta.iter().map(|t| t.key).collect();
     keys.dedup();
-    // Exactly a's triplets, under a and b, plus whatever of c shares their keys.
-    let all = triplet_hits(&*s, &keys, usize::MAX);
-    let of = |id: TrackId| -> Vec<StoredTriplet> {
-        all.iter().filter(|h| h.0 == id.0).map(|h| h.1).collect()
-    };
-    assert_eq!((of(a), of(b)), (ta.clone(), ta.clone()));
-    assert_eq!(all, triplets_expected(&stored, &keys, usize::MAX));
-    // Keys stored more than `cap` times are skipped, counted over the whole store.
-    for cap in [0, 1, 2, 3] {
-        assert_eq!(
-            triplet_hits(&*s, &keys, cap),
-            triplets_expected(&stored, &keys, cap),
-            "cap {cap}"
-        );
+    // As written, then compacted (SQLite: rows merged into blobs in sections by band).
+    for compacted in [false, true] {
+        if compacted {
+            s.compact().unwrap();
+        }
+        // Exactly a's triplets, under a and b, plus whatever of c shares their keys.
+        let all = triplet_hits(&*s, &keys, usize::MAX);
+        let of = |id: TrackId| -> Vec<StoredTriplet> {
+            all.iter().filter(|h| h.0 == id.0).map(|h| h.1).collect()
+        };
+        assert_eq!((of(a), of(b)), (ta.clone(), ta.clone()), "{compacted}");
+        assert_eq!(all, triplets_expected(&stored, &keys, usize::MAX));
+        // Keys stored more than `cap` times are skipped, counted over the whole store.
+        for cap in [0, 1, 2, 3] {
+            assert_eq!(
+                triplet_hits(&*s, &keys, cap),
+                triplets_expected(&stored, &keys, cap),
+                "cap {cap}, compacted {compacted}"
+            );
+        }
+        assert!(triplet_hits(&*s, &keys, 0).is_empty());
+        assert!(triplet_hits(&*s, &keys, 1).is_empty());
+        assert!(triplet_hits(&*s, &[], usize::MAX).is_empty());
     }
-    assert!(triplet_hits(&*s, &keys, 0).is_empty());
-    assert!(triplet_hits(&*s, &keys, 1).is_empty());
-    assert!(triplet_hits(&*s, &[], usize::MAX).is_empty());
     // Removal takes a track's triplets with it.
     assert!(s.remove(a).unwrap());
     stored.retain(|h| h.0 != a.0);

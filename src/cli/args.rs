@@ -32,7 +32,7 @@ pub fn parse() -> Args {
     Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
-/// `nasheed --version`: e.g. `0.1.0 (fingerprint fp1-c1eb88a8a1f2, index schema 2, pack format 1)`.
+/// `nasheed --version`: e.g. `0.1.0 (fingerprint fp2-17d495d0cfdc, index schema 3, pack format 1)`.
 pub fn version_line() -> String {
     format!(
         "{} (fingerprint {}, index schema {}, pack format {})",

@@ -9,7 +9,9 @@
 //!   A writer merges once the rows grow past a tenth of the postings (and on `compact`), so a
 //!   bulk index ends almost wholly in blobs; the blobs touched are rewritten, the rest are not.
 //! - Triplets (derived from each track's peaks) are postings too, under keys above every 32-bit
-//!   hash, one key per triplet key without its band (see `TRIPLET_KEYS`).
+//!   hash, one key per triplet key without its band (see `TRIPLET_KEYS`). Since schema 3 their
+//!   blobs are cut into one section per band, so a lookup decodes only the bands it asks for
+//!   (`encode_triplet_row`); schema 2's flat ones are still read.
 //! - Every track is written in its own transaction together with its `tracks` row, so a crash
 //!   loses at most the track in flight, and readers never see a half-written track. A merge is
 //!   one transaction too: readers see the rows or the blob, never neither or both.
@@ -68,6 +70,10 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE peaks (track INTEGER PRIMARY KEY, data BLOB NOT NULL);",
     // 2: posting blobs, one row per hash (see the module docs); `hashes` keeps recent tracks.
     "CREATE TABLE postings (hash INTEGER PRIMARY KEY, data BLOB NOT NULL);",
+    // 3: triplet blobs written in sections by band (`encode_triplet_row`). Nothing to convert:
+    // flat blobs are still read and are rewritten in sections when next merged; the version
+    // tells older builds, which cannot read sections, that the file is newer than they are.
+    "INSERT OR IGNORE INTO meta (key, value) VALUES ('triplet_rows', 'sections by band');",
 ];
 
 /// Schema version this build writes and reads (`PRAGMA user_version` after all migrations).
@@ -373,7 +379,14 @@ impl SqliteStore {
     /// Hands `found(key, postings)` every posting of each of `keys` (distinct; rows and blobs
     /// together), one key at a time, in one read transaction: a consistent snapshot even while
     /// a writer commits.
-    fn lookup_keys(&self, keys: &[i64], found: &mut dyn FnMut(i64, &[Posting])) -> Result<()> {
+    /// A triplet row's sections outside `bands(key)` are not decoded (their postings may still
+    /// come from flat blobs and rows: callers filter by band themselves).
+    fn lookup_keys(
+        &self,
+        keys: &[i64],
+        bands: &dyn Fn(i64) -> u64,
+        found: &mut dyn FnMut(i64, &[Posting]),
+    ) -> Result<()> {
         if keys.is_empty() {
             return Ok(());
         }
@@ -409,7 +422,7 @@ impl SqliteStore {
                     while let Some(r) = rows.next()? {
                         let key: i64 = r.get(0)?;
                         postings.clear();
-                        decode_postings(blob_at(r, 1)?, &mut postings)
+                        decode_blob(blob_at(r, 1)?, bands(key), &mut postings)
                             .ok_or(IndexError::CorruptPostings(key))?;
                         if let Some(more) = loose.remove(&key) {
                             postings.extend(more);
@@ -706,7 +719,7 @@ fn remove_from_blobs(tx: &rusqlite::Transaction<'_>, track: i64) -> Result<()> {
         while let Some(r) = rows.next()? {
             let hash: i64 = r.get(0)?;
             postings.clear();
-            decode_postings(blob_at(r, 1)?, &mut postings)
+            decode_blob(blob_at(r, 1)?, u64::MAX, &mut postings)
                 .ok_or(IndexError::CorruptPostings(hash))?;
             if postings.iter().any(|p| p.0 == track) {
                 postings.retain(|p| p.0 != track);
@@ -718,10 +731,10 @@ fn remove_from_blobs(tx: &rusqlite::Transaction<'_>, track: i64) -> Result<()> {
         "INSERT OR REPLACE INTO {POSTINGS} (hash, data) VALUES (?1, ?2)"
     ))?;
     let mut delete = tx.prepare_cached(&format!("DELETE FROM {POSTINGS} WHERE hash = ?1"))?;
-    for (hash, postings) in changed {
+    for (hash, mut postings) in changed {
         match postings.is_empty() {
             true => delete.execute([hash])?,
-            false => write.execute(params![hash, encode_postings(&postings)])?,
+            false => write.execute(params![hash, encode_blob(hash, &mut postings)])?,
         };
     }
     Ok(())
@@ -773,6 +786,74 @@ fn decode_postings(mut data: &[u8], out: &mut Vec<(i64, u64)>) -> Option<()> {
     data.is_empty().then_some(())
 }
 
+/// A key's blob as written: a triplet row's in sections by band, any other flat.
+fn encode_blob(key: i64, postings: &mut [Posting]) -> Vec<u8> {
+    match key >= TRIPLET_KEYS {
+        true => encode_triplet_row(postings),
+        false => encode_postings(postings),
+    }
+}
+
+/// Appends a blob's postings to `out`, either layout; of a triplet row in sections, only the
+/// bands in the mask `bands`. `None` if the bytes are malformed.
+fn decode_blob(data: &[u8], bands: u64, out: &mut Vec<Posting>) -> Option<()> {
+    match data.first() {
+        Some(0) => decode_triplet_row(data, bands, out),
+        _ => decode_postings(data, out),
+    }
+}
+
+/// A triplet row in sections: a 0 byte (a flat blob starts with its count, never 0), then per
+/// band present, in order: the band, the section's length in bytes, and its postings as
+/// [`encode_postings`] packs them with the band taken out of each value (the anchor time moves
+/// down 6 bits, a byte less for most). Sorts `postings` by (band, track, value).
+fn encode_triplet_row(postings: &mut [Posting]) -> Vec<u8> {
+    let band = |v: u64| (v >> 16) & ((1 << BAND_BITS) - 1);
+    postings.sort_unstable_by_key(|&(track, v)| (band(v), track, v));
+    let mut out = vec![0u8];
+    let mut section = Vec::new();
+    for group in postings.chunk_by(|a, b| band(a.1) == band(b.1)) {
+        section.clear();
+        section.extend(
+            group
+                .iter()
+                .map(|&(track, v)| (track, ((v >> 22) << 16) | (v & 0xffff))),
+        );
+        let bytes = encode_postings(&section);
+        super::put_varint(&mut out, band(group[0].1));
+        super::put_varint(&mut out, bytes.len() as u64);
+        out.extend_from_slice(&bytes);
+    }
+    out
+}
+
+/// Inverse of [`encode_triplet_row`] for the bands in the mask `bands`, appending to `out`
+/// (by band, then track and value); `None` if the bytes are malformed.
+fn decode_triplet_row(data: &[u8], bands: u64, out: &mut Vec<Posting>) -> Option<()> {
+    let mut data = data.strip_prefix(&[0])?;
+    while !data.is_empty() {
+        let band = super::get_varint(&mut data)?;
+        let len = usize::try_from(super::get_varint(&mut data)?).ok()?;
+        if band >= 1 << BAND_BITS || len > data.len() {
+            return None;
+        }
+        let (section, rest) = data.split_at(len);
+        data = rest;
+        if bands >> band & 1 == 1 {
+            let from = out.len();
+            decode_postings(section, out)?;
+            for p in &mut out[from..] {
+                // An anchor time past 42 bits cannot have been written.
+                if p.1 >> 58 != 0 {
+                    return None;
+                }
+                p.1 = ((p.1 >> 16) << 22) | (band << 16) | (p.1 & 0xffff);
+            }
+        }
+    }
+    Some(())
+}
+
 /// Moves every row of `hashes` into the posting blobs, inside `tx`; returns the rows moved.
 fn merge_rows(tx: &rusqlite::Transaction<'_>) -> Result<u64> {
     let mut read = tx.prepare(&format!(
@@ -785,11 +866,11 @@ fn merge_rows(tx: &rusqlite::Transaction<'_>) -> Result<u64> {
     let mut flush = |hash: i64, new: &mut Vec<(i64, u64)>| -> Result<()> {
         let old: Option<Vec<u8>> = blob.query_row([hash], |r| r.get(0)).optional()?;
         if let Some(old) = old {
-            decode_postings(&old, new).ok_or(IndexError::CorruptPostings(hash))?;
+            decode_blob(&old, u64::MAX, new).ok_or(IndexError::CorruptPostings(hash))?;
         }
         new.sort_unstable();
         new.dedup();
-        write.execute(params![hash, encode_postings(new)])?;
+        write.execute(params![hash, encode_blob(hash, new)])?;
         new.clear();
         Ok(())
     };
@@ -972,7 +1053,7 @@ impl Store for SqliteStore {
 
     fn lookup(&self, hashes: &[u32], hit: &mut dyn FnMut(u32, TrackId, u32)) -> Result<()> {
         let keys: Vec<i64> = hashes.iter().map(|&h| h as i64).collect();
-        self.lookup_keys(&keys, &mut |key, postings| {
+        self.lookup_keys(&keys, &|_| u64::MAX, &mut |key, postings| {
             for &(track, t) in postings {
                 hit(key as u32, TrackId(track), t as u32);
             }
@@ -991,15 +1072,20 @@ impl Store for SqliteStore {
             .map(|&k| TRIPLET_KEYS + (k >> BAND_BITS) as i64)
             .collect();
         rows.dedup();
-        self.lookup_keys(&rows, &mut |row, postings| {
-            let row = (row - TRIPLET_KEYS) as u32;
-            // The row holds every band: keep the keys asked for (a mask of their bands), each
-            // with all its postings together, and skip those stored more than `cap` times.
+        // The bands asked of a row (the keys' low bits), as a mask.
+        let asked = |row: u32| {
             let first = wanted.partition_point(|&k| k < row << BAND_BITS);
-            let asked = wanted[first..]
+            wanted[first..]
                 .iter()
                 .take_while(|&&k| k >> BAND_BITS == row)
-                .fold(0u64, |m, &k| m | 1 << (k & ((1 << BAND_BITS) - 1)));
+                .fold(0u64, |m, &k| m | 1 << (k & ((1 << BAND_BITS) - 1)))
+        };
+        let bands = |key: i64| asked((key - TRIPLET_KEYS) as u32);
+        self.lookup_keys(&rows, &bands, &mut |row, postings| {
+            let row = (row - TRIPLET_KEYS) as u32;
+            // The row holds every band: keep the keys asked for, each with all its postings
+            // together, and skip those stored more than `cap` times.
+            let asked = asked(row);
             let band = |value: u64| (value >> 16) & ((1 << BAND_BITS) - 1);
             let mut bands = asked;
             while bands != 0 {
@@ -1212,6 +1298,63 @@ mod tests {
         s.lookup(hashes, &mut |h, t, f| v.push((h, t, f))).unwrap();
         v.sort();
         v
+    }
+
+    /// Triplet rows in sections give back every posting, or only the bands asked; schema 2's
+    /// flat rows still read; damaged sections are refused.
+    #[test]
+    fn triplet_rows_in_sections_round_trip_by_band() {
+        let mut x = 17u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let posting = |t: u64, band: u64, low: u64| (t << 22) | (band << 16) | (low & 0xffff);
+        let mut postings: Vec<Posting> = (0..500)
+            .map(|_| {
+                let v = posting(next() % 1_000_000, next() % 20, next());
+                ((next() % 40) as i64 + 1, v)
+            })
+            .collect();
+        postings.sort_unstable();
+        postings.dedup();
+        let band = |v: u64| (v >> 16) & 63;
+        let by_band = |mut v: Vec<Posting>| {
+            v.sort_unstable_by_key(|&(t, x)| (band(x), t, x));
+            v
+        };
+        let row = encode_blob(TRIPLET_KEYS + 5, &mut postings.clone());
+        assert_eq!(row[0], 0);
+        let mut back = Vec::new();
+        assert_eq!(decode_blob(&row, u64::MAX, &mut back), Some(()));
+        assert_eq!(back, by_band(postings.clone()));
+        let mask = (1 << 3) | (1 << 4) | (1 << 19);
+        back.clear();
+        assert_eq!(decode_blob(&row, mask, &mut back), Some(()));
+        let asked: Vec<Posting> = postings
+            .iter()
+            .copied()
+            .filter(|p| mask >> band(p.1) & 1 == 1)
+            .collect();
+        assert!(!asked.is_empty());
+        assert_eq!(back, by_band(asked));
+        // A flat row, as schema 2 wrote it, reads whole whatever the mask.
+        let flat = encode_postings(&postings);
+        back.clear();
+        assert_eq!(decode_blob(&flat, mask, &mut back), Some(()));
+        assert_eq!(back, postings);
+        // Pair keys stay flat.
+        assert_eq!(encode_blob(7, &mut postings.clone()), flat);
+        for bad in [
+            &row[..row.len() - 1],
+            &[0, 64, 1, 1, 1, 0][..],
+            &[0, 3, 9, 1, 1, 1][..],
+            &[0, 3][..],
+        ] {
+            assert_eq!(decode_blob(bad, u64::MAX, &mut Vec::new()), None, "{bad:?}");
+        }
     }
 
     #[test]
