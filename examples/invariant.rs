@@ -611,6 +611,11 @@ fn main() -> anyhow::Result<()> {
                 }
             }
         }
+        let range = (
+            tp.time_factors.0.ln(),
+            tp.time_factors.1.ln(),
+            tp.max_shift_semitones,
+        );
         for qt in &tups {
             if quads {
                 triplets::quad_probes(qt, &tp, &mut keys, &mut tkeys);
@@ -627,11 +632,6 @@ fn main() -> anyhow::Result<()> {
                 }
                 touched += ps.len();
                 for p in ps {
-                    let range = (
-                        tp.time_factors.0.ln(),
-                        tp.time_factors.1.ln(),
-                        tp.max_shift_semitones,
-                    );
                     let at = (p.t, p.l, p.span.ln());
                     let Some(h) = invariant::hit(qt, qt.span.ln(), p.r, at, range) else {
                         continue;
