@@ -379,13 +379,15 @@ impl SqliteStore {
     /// Hands `found(key, postings)` every posting of each of `keys` (distinct; rows and blobs
     /// together), one key at a time, in one read transaction: a consistent snapshot even while
     /// a writer commits.
-    /// A triplet row's sections outside `bands(key)` are not decoded (their postings may still
-    /// come from flat blobs and rows: callers filter by band themselves).
+    /// A triplet row's sections outside `bands(key)` are not decoded, nor those holding more
+    /// than `cap` postings: `found`'s third argument names the latter's bands. (Postings of
+    /// other bands may still come from flat blobs and rows: callers filter by band themselves.)
     fn lookup_keys(
         &self,
         keys: &[i64],
         bands: &dyn Fn(i64) -> u64,
-        found: &mut dyn FnMut(i64, &[Posting]),
+        cap: usize,
+        found: &mut dyn FnMut(i64, &[Posting], u64),
     ) -> Result<()> {
         if keys.is_empty() {
             return Ok(());
@@ -422,16 +424,16 @@ impl SqliteStore {
                     while let Some(r) = rows.next()? {
                         let key: i64 = r.get(0)?;
                         postings.clear();
-                        decode_blob(blob_at(r, 1)?, bands(key), &mut postings)
+                        let crowded = decode_blob(blob_at(r, 1)?, bands(key), cap, &mut postings)
                             .ok_or(IndexError::CorruptPostings(key))?;
                         if let Some(more) = loose.remove(&key) {
                             postings.extend(more);
                         }
-                        found(key, &postings);
+                        found(key, &postings, crowded);
                     }
                 }
                 while let Some((key, rows)) = loose.pop_first() {
-                    found(key, &rows);
+                    found(key, &rows, 0);
                 }
             }
         }
@@ -719,7 +721,7 @@ fn remove_from_blobs(tx: &rusqlite::Transaction<'_>, track: i64) -> Result<()> {
         while let Some(r) = rows.next()? {
             let hash: i64 = r.get(0)?;
             postings.clear();
-            decode_blob(blob_at(r, 1)?, u64::MAX, &mut postings)
+            decode_blob(blob_at(r, 1)?, u64::MAX, usize::MAX, &mut postings)
                 .ok_or(IndexError::CorruptPostings(hash))?;
             if postings.iter().any(|p| p.0 == track) {
                 postings.retain(|p| p.0 != track);
@@ -795,11 +797,12 @@ fn encode_blob(key: i64, postings: &mut [Posting]) -> Vec<u8> {
 }
 
 /// Appends a blob's postings to `out`, either layout; of a triplet row in sections, only the
-/// bands in the mask `bands`. `None` if the bytes are malformed.
-fn decode_blob(data: &[u8], bands: u64, out: &mut Vec<Posting>) -> Option<()> {
+/// bands in the mask `bands` holding at most `cap` postings. Returns the mask of bands skipped
+/// for holding more (a flat blob's are all decoded), `None` if the bytes are malformed.
+fn decode_blob(data: &[u8], bands: u64, cap: usize, out: &mut Vec<Posting>) -> Option<u64> {
     match data.first() {
-        Some(0) => decode_triplet_row(data, bands, out),
-        _ => decode_postings(data, out),
+        Some(0) => decode_triplet_row(data, bands, cap, out),
+        _ => decode_postings(data, out).map(|()| 0),
     }
 }
 
@@ -828,9 +831,13 @@ fn encode_triplet_row(postings: &mut [Posting]) -> Vec<u8> {
 }
 
 /// Inverse of [`encode_triplet_row`] for the bands in the mask `bands`, appending to `out`
-/// (by band, then track and value); `None` if the bytes are malformed.
-fn decode_triplet_row(data: &[u8], bands: u64, out: &mut Vec<Posting>) -> Option<()> {
+/// (by band, then track and value), except sections of more than `cap` postings: those are
+/// skipped unread, by the count that leads them, and their bands returned as a mask (at scale
+/// most asked sections are crowded ones, and decoding them was half a scan's time).
+/// `None` if the bytes are malformed.
+fn decode_triplet_row(data: &[u8], bands: u64, cap: usize, out: &mut Vec<Posting>) -> Option<u64> {
     let mut data = data.strip_prefix(&[0])?;
+    let mut crowded = 0;
     while !data.is_empty() {
         let band = super::get_varint(&mut data)?;
         let len = usize::try_from(super::get_varint(&mut data)?).ok()?;
@@ -839,7 +846,13 @@ fn decode_triplet_row(data: &[u8], bands: u64, out: &mut Vec<Posting>) -> Option
         }
         let (section, rest) = data.split_at(len);
         data = rest;
-        if bands >> band & 1 == 1 {
+        if bands >> band & 1 == 0 {
+            continue;
+        }
+        let mut count = section;
+        if super::get_varint(&mut count)? > cap as u64 {
+            crowded |= 1 << band;
+        } else {
             let from = out.len();
             decode_postings(section, out)?;
             for p in &mut out[from..] {
@@ -851,7 +864,7 @@ fn decode_triplet_row(data: &[u8], bands: u64, out: &mut Vec<Posting>) -> Option
             }
         }
     }
-    Some(())
+    Some(crowded)
 }
 
 /// Moves every row of `hashes` into the posting blobs, inside `tx`; returns the rows moved.
@@ -866,7 +879,8 @@ fn merge_rows(tx: &rusqlite::Transaction<'_>) -> Result<u64> {
     let mut flush = |hash: i64, new: &mut Vec<(i64, u64)>| -> Result<()> {
         let old: Option<Vec<u8>> = blob.query_row([hash], |r| r.get(0)).optional()?;
         if let Some(old) = old {
-            decode_blob(&old, u64::MAX, new).ok_or(IndexError::CorruptPostings(hash))?;
+            decode_blob(&old, u64::MAX, usize::MAX, new)
+                .ok_or(IndexError::CorruptPostings(hash))?;
         }
         new.sort_unstable();
         new.dedup();
@@ -1053,7 +1067,7 @@ impl Store for SqliteStore {
 
     fn lookup(&self, hashes: &[u32], hit: &mut dyn FnMut(u32, TrackId, u32)) -> Result<()> {
         let keys: Vec<i64> = hashes.iter().map(|&h| h as i64).collect();
-        self.lookup_keys(&keys, &|_| u64::MAX, &mut |key, postings| {
+        self.lookup_keys(&keys, &|_| u64::MAX, usize::MAX, &mut |key, postings, _| {
             for &(track, t) in postings {
                 hit(key as u32, TrackId(track), t as u32);
             }
@@ -1081,11 +1095,11 @@ impl Store for SqliteStore {
                 .fold(0u64, |m, &k| m | 1 << (k & ((1 << BAND_BITS) - 1)))
         };
         let bands = |key: i64| asked((key - TRIPLET_KEYS) as u32);
-        self.lookup_keys(&rows, &bands, &mut |row, postings| {
+        self.lookup_keys(&rows, &bands, cap, &mut |row, postings, crowded| {
             let row = (row - TRIPLET_KEYS) as u32;
             // The row holds every band: keep the keys asked for, each with all its postings
             // together, and skip those stored more than `cap` times.
-            let asked = asked(row);
+            let asked = asked(row) & !crowded;
             let band = |value: u64| (value >> 16) & ((1 << BAND_BITS) - 1);
             let mut bands = asked;
             while bands != 0 {
@@ -1328,22 +1342,43 @@ mod tests {
         let row = encode_blob(TRIPLET_KEYS + 5, &mut postings.clone());
         assert_eq!(row[0], 0);
         let mut back = Vec::new();
-        assert_eq!(decode_blob(&row, u64::MAX, &mut back), Some(()));
+        assert_eq!(decode_blob(&row, u64::MAX, usize::MAX, &mut back), Some(0));
         assert_eq!(back, by_band(postings.clone()));
         let mask = (1 << 3) | (1 << 4) | (1 << 19);
         back.clear();
-        assert_eq!(decode_blob(&row, mask, &mut back), Some(()));
+        assert_eq!(decode_blob(&row, mask, usize::MAX, &mut back), Some(0));
         let asked: Vec<Posting> = postings
             .iter()
             .copied()
             .filter(|p| mask >> band(p.1) & 1 == 1)
             .collect();
         assert!(!asked.is_empty());
-        assert_eq!(back, by_band(asked));
-        // A flat row, as schema 2 wrote it, reads whole whatever the mask.
+        assert_eq!(back, by_band(asked.clone()));
+        // Sections past the cap are skipped and named; the others read as before.
+        let count = |b: u64| postings.iter().filter(|p| band(p.1) == b).count();
+        let (small, large) = (
+            [3, 4, 19].map(count).into_iter().min(),
+            [3, 4, 19].map(count),
+        );
+        let cap = small.unwrap_or_default();
+        let crowded = [3u64, 4, 19]
+            .into_iter()
+            .zip(large)
+            .filter(|&(_, n)| n > cap)
+            .fold(0u64, |m, (b, _)| m | 1 << b);
+        assert_ne!(crowded, 0, "the test wants bands of unequal counts");
+        back.clear();
+        assert_eq!(decode_blob(&row, mask, cap, &mut back), Some(crowded));
+        let kept: Vec<Posting> = asked
+            .into_iter()
+            .filter(|p| crowded >> band(p.1) & 1 == 0)
+            .collect();
+        assert!(!kept.is_empty());
+        assert_eq!(back, by_band(kept));
+        // A flat row, as schema 2 wrote it, reads whole whatever the mask and cap.
         let flat = encode_postings(&postings);
         back.clear();
-        assert_eq!(decode_blob(&flat, mask, &mut back), Some(()));
+        assert_eq!(decode_blob(&flat, mask, 1, &mut back), Some(0));
         assert_eq!(back, postings);
         // Pair keys stay flat.
         assert_eq!(encode_blob(7, &mut postings.clone()), flat);
@@ -1353,7 +1388,11 @@ mod tests {
             &[0, 3, 9, 1, 1, 1][..],
             &[0, 3][..],
         ] {
-            assert_eq!(decode_blob(bad, u64::MAX, &mut Vec::new()), None, "{bad:?}");
+            assert_eq!(
+                decode_blob(bad, u64::MAX, usize::MAX, &mut Vec::new()),
+                None,
+                "{bad:?}"
+            );
         }
     }
 
