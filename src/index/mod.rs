@@ -349,7 +349,8 @@ pub trait Store {
     fn lookup(&self, hashes: &[u32], hit: &mut dyn FnMut(u32, TrackId, u32)) -> Result<()>;
     /// Calls `hit(track, triplet)` for every stored triplet under each of `keys` (distinct), all of one key
     /// together, skipping every key stored more than `cap` times (so common that its hits are
-    /// nearly all chance). A store keeps [`triplets_of`] each track's prints.
+    /// nearly all chance). A store keeps [`triplets_of`] each track's prints, and may keep a key
+    /// stored more than [`TRIPLET_STOP`] times as a count only (skipped whatever the cap).
     fn lookup_triplets(
         &self,
         keys: &[u32],
@@ -371,6 +372,11 @@ pub trait Store {
     /// in it (smaller and deterministic in size; costs a pass over the store).
     fn compact(&mut self) -> Result<()>;
 }
+
+/// Triplet keys stored more often than this may be kept as a count only: the matcher's default
+/// cap, so no lookup at that cap sees a difference, and a large index neither holds nor reads
+/// postings it never uses. A key crowded once stays so, even after removals.
+pub const TRIPLET_STOP: usize = 300;
 
 /// The triplets a store keeps for a track: derived from its stored peaks (so a pack, a replica
 /// or an import of the track gives the same ones), with this build's triplet parameters (part

@@ -74,6 +74,9 @@ const MIGRATIONS: &[&str] = &[
     // flat blobs are still read and are rewritten in sections when next merged; the version
     // tells older builds, which cannot read sections, that the file is newer than they are.
     "INSERT OR IGNORE INTO meta (key, value) VALUES ('triplet_rows', 'sections by band');",
+    // 4: a triplet row's band stored more than `TRIPLET_STOP` times is kept as a count only
+    // (`encode_triplet_row`); older builds would take that for damage.
+    "INSERT OR REPLACE INTO meta (key, value) VALUES ('triplet_rows', 'sections by band, crowded bands as counts');",
 ];
 
 /// Schema version this build writes and reads (`PRAGMA user_version` after all migrations).
@@ -713,7 +716,9 @@ fn blob_at<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r [u8]> {
 /// Rewrites every posting blob that holds `track` without it (a blob left empty is deleted).
 /// Blobs are keyed by hash, so this reads them all: removal is rare, lookups are not.
 fn remove_from_blobs(tx: &rusqlite::Transaction<'_>, track: i64) -> Result<()> {
-    let mut changed: Vec<(i64, Vec<(i64, u64)>)> = Vec::new();
+    // A stopped band keeps its count: which tracks it held is no longer known, and a band
+    // that was crowded once stays skipped.
+    let mut changed: Vec<(i64, Vec<Posting>, Stopped)> = Vec::new();
     {
         let mut st = tx.prepare(&format!("SELECT hash, data FROM {POSTINGS}"))?;
         let mut rows = st.query([])?;
@@ -721,11 +726,12 @@ fn remove_from_blobs(tx: &rusqlite::Transaction<'_>, track: i64) -> Result<()> {
         while let Some(r) = rows.next()? {
             let hash: i64 = r.get(0)?;
             postings.clear();
-            decode_blob(blob_at(r, 1)?, u64::MAX, usize::MAX, &mut postings)
+            let mut stopped = [0; 1 << BAND_BITS];
+            decode_whole_blob(blob_at(r, 1)?, &mut postings, &mut stopped)
                 .ok_or(IndexError::CorruptPostings(hash))?;
             if postings.iter().any(|p| p.0 == track) {
                 postings.retain(|p| p.0 != track);
-                changed.push((hash, postings.clone()));
+                changed.push((hash, postings.clone(), stopped));
             }
         }
     }
@@ -733,10 +739,10 @@ fn remove_from_blobs(tx: &rusqlite::Transaction<'_>, track: i64) -> Result<()> {
         "INSERT OR REPLACE INTO {POSTINGS} (hash, data) VALUES (?1, ?2)"
     ))?;
     let mut delete = tx.prepare_cached(&format!("DELETE FROM {POSTINGS} WHERE hash = ?1"))?;
-    for (hash, mut postings) in changed {
-        match postings.is_empty() {
+    for (hash, mut postings, stopped) in changed {
+        match postings.is_empty() && stopped.iter().all(|&n| n == 0) {
             true => delete.execute([hash])?,
-            false => write.execute(params![hash, encode_blob(hash, &mut postings)])?,
+            false => write.execute(params![hash, encode_blob(hash, &mut postings, &stopped)])?,
         };
     }
     Ok(())
@@ -788,44 +794,72 @@ fn decode_postings(mut data: &[u8], out: &mut Vec<(i64, u64)>) -> Option<()> {
     data.is_empty().then_some(())
 }
 
-/// A key's blob as written: a triplet row's in sections by band, any other flat.
-fn encode_blob(key: i64, postings: &mut [Posting]) -> Vec<u8> {
+/// Per band of a triplet row, how many postings it held when it was stopped (0: not stopped).
+type Stopped = [u64; 1 << BAND_BITS];
+
+/// A key's blob as written: a triplet row's in sections by band (`stopped` adding to the
+/// counts of its stopped bands), any other flat.
+fn encode_blob(key: i64, postings: &mut [Posting], stopped: &Stopped) -> Vec<u8> {
     match key >= TRIPLET_KEYS {
-        true => encode_triplet_row(postings),
+        true => encode_triplet_row(postings, stopped),
         false => encode_postings(postings),
     }
 }
 
 /// Appends a blob's postings to `out`, either layout; of a triplet row in sections, only the
 /// bands in the mask `bands` holding at most `cap` postings. Returns the mask of bands skipped
-/// for holding more (a flat blob's are all decoded), `None` if the bytes are malformed.
+/// for holding more or for being stopped (a flat blob's are all decoded), `None` if the bytes
+/// are malformed.
 fn decode_blob(data: &[u8], bands: u64, cap: usize, out: &mut Vec<Posting>) -> Option<u64> {
     match data.first() {
-        Some(0) => decode_triplet_row(data, bands, cap, out),
+        Some(0) => decode_triplet_row(data, bands, cap, out, &mut [0; 1 << BAND_BITS]),
         _ => decode_postings(data, out).map(|()| 0),
     }
 }
 
+/// Appends all of a blob's postings to `out`, and the counts of its stopped bands to
+/// `stopped` (for a rewrite that keeps them); `None` if the bytes are malformed.
+fn decode_whole_blob(data: &[u8], out: &mut Vec<Posting>, stopped: &mut Stopped) -> Option<()> {
+    match data.first() {
+        Some(0) => decode_triplet_row(data, u64::MAX, usize::MAX, out, stopped).map(|_| ()),
+        _ => decode_postings(data, out),
+    }
+}
+
+/// Marks a stopped band in a triplet row: the band plus this, then its count, no postings.
+const STOPPED: u64 = 1 << BAND_BITS;
+
 /// A triplet row in sections: a 0 byte (a flat blob starts with its count, never 0), then per
 /// band present, in order: the band, the section's length in bytes, and its postings as
 /// [`encode_postings`] packs them with the band taken out of each value (the anchor time moves
-/// down 6 bits, a byte less for most). Sorts `postings` by (band, track, value).
-fn encode_triplet_row(postings: &mut [Posting]) -> Vec<u8> {
+/// down 6 bits, a byte less for most). A band holding more than [`super::TRIPLET_STOP`]
+/// postings (with those counted in `stopped`) is written as `STOPPED` + band and the count: no
+/// lookup would use them, and at 10 000 references they were most of the bytes read.
+/// Sorts `postings` by (band, track, value).
+fn encode_triplet_row(postings: &mut [Posting], stopped: &Stopped) -> Vec<u8> {
     let band = |v: u64| (v >> 16) & ((1 << BAND_BITS) - 1);
     postings.sort_unstable_by_key(|&(track, v)| (band(v), track, v));
     let mut out = vec![0u8];
     let mut section = Vec::new();
-    for group in postings.chunk_by(|a, b| band(a.1) == band(b.1)) {
-        section.clear();
-        section.extend(
-            group
-                .iter()
-                .map(|&(track, v)| (track, ((v >> 22) << 16) | (v & 0xffff))),
-        );
-        let bytes = encode_postings(&section);
-        super::put_varint(&mut out, band(group[0].1));
-        super::put_varint(&mut out, bytes.len() as u64);
-        out.extend_from_slice(&bytes);
+    let mut rest = &postings[..];
+    for (b, &before) in (0..).zip(stopped) {
+        let (group, tail) = rest.split_at(rest.partition_point(|p| band(p.1) == b));
+        rest = tail;
+        if before > 0 || group.len() > super::TRIPLET_STOP {
+            super::put_varint(&mut out, STOPPED + b);
+            super::put_varint(&mut out, before + group.len() as u64);
+        } else if !group.is_empty() {
+            section.clear();
+            section.extend(
+                group
+                    .iter()
+                    .map(|&(track, v)| (track, ((v >> 22) << 16) | (v & 0xffff))),
+            );
+            let bytes = encode_postings(&section);
+            super::put_varint(&mut out, b);
+            super::put_varint(&mut out, bytes.len() as u64);
+            out.extend_from_slice(&bytes);
+        }
     }
     out
 }
@@ -833,13 +867,29 @@ fn encode_triplet_row(postings: &mut [Posting]) -> Vec<u8> {
 /// Inverse of [`encode_triplet_row`] for the bands in the mask `bands`, appending to `out`
 /// (by band, then track and value), except sections of more than `cap` postings: those are
 /// skipped unread, by the count that leads them, and their bands returned as a mask (at scale
-/// most asked sections are crowded ones, and decoding them was half a scan's time).
-/// `None` if the bytes are malformed.
-fn decode_triplet_row(data: &[u8], bands: u64, cap: usize, out: &mut Vec<Posting>) -> Option<u64> {
+/// most asked sections are crowded ones, and decoding them was half a scan's time), as are
+/// stopped bands asked for, whose counts go to `stopped`. `None` if the bytes are malformed.
+fn decode_triplet_row(
+    data: &[u8],
+    bands: u64,
+    cap: usize,
+    out: &mut Vec<Posting>,
+    stopped: &mut Stopped,
+) -> Option<u64> {
     let mut data = data.strip_prefix(&[0])?;
     let mut crowded = 0;
     while !data.is_empty() {
         let band = super::get_varint(&mut data)?;
+        if band & STOPPED != 0 {
+            let band = band - STOPPED;
+            let count = super::get_varint(&mut data)?;
+            if band >= STOPPED || count == 0 {
+                return None;
+            }
+            stopped[band as usize] = count;
+            crowded |= bands & 1 << band;
+            continue;
+        }
         let len = usize::try_from(super::get_varint(&mut data)?).ok()?;
         if band >= 1 << BAND_BITS || len > data.len() {
             return None;
@@ -878,13 +928,13 @@ fn merge_rows(tx: &rusqlite::Transaction<'_>) -> Result<u64> {
     ))?;
     let mut flush = |hash: i64, new: &mut Vec<(i64, u64)>| -> Result<()> {
         let old: Option<Vec<u8>> = blob.query_row([hash], |r| r.get(0)).optional()?;
+        let mut stopped = [0; 1 << BAND_BITS];
         if let Some(old) = old {
-            decode_blob(&old, u64::MAX, usize::MAX, new)
-                .ok_or(IndexError::CorruptPostings(hash))?;
+            decode_whole_blob(&old, new, &mut stopped).ok_or(IndexError::CorruptPostings(hash))?;
         }
         new.sort_unstable();
         new.dedup();
-        write.execute(params![hash, encode_blob(hash, new)])?;
+        write.execute(params![hash, encode_blob(hash, new, &stopped)])?;
         new.clear();
         Ok(())
     };
@@ -1339,7 +1389,7 @@ mod tests {
             v.sort_unstable_by_key(|&(t, x)| (band(x), t, x));
             v
         };
-        let row = encode_blob(TRIPLET_KEYS + 5, &mut postings.clone());
+        let row = encode_blob(TRIPLET_KEYS + 5, &mut postings.clone(), &[0; 64]);
         assert_eq!(row[0], 0);
         let mut back = Vec::new();
         assert_eq!(decode_blob(&row, u64::MAX, usize::MAX, &mut back), Some(0));
@@ -1381,12 +1431,16 @@ mod tests {
         assert_eq!(decode_blob(&flat, mask, 1, &mut back), Some(0));
         assert_eq!(back, postings);
         // Pair keys stay flat.
-        assert_eq!(encode_blob(7, &mut postings.clone()), flat);
+        assert_eq!(encode_blob(7, &mut postings.clone(), &[0; 64]), flat);
         for bad in [
             &row[..row.len() - 1],
-            &[0, 64, 1, 1, 1, 0][..],
+            &[0, 0x80, 1, 1, 1, 0][..],
             &[0, 3, 9, 1, 1, 1][..],
             &[0, 3][..],
+            // Stopped bands: no count, a zero count, a band past 63.
+            &[0, 64][..],
+            &[0, 64, 0][..],
+            &[0, 0xc0, 1, 5][..],
         ] {
             assert_eq!(
                 decode_blob(bad, u64::MAX, usize::MAX, &mut Vec::new()),
@@ -1394,6 +1448,116 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    /// A triplet posting of `track` in `band`, at anchor time `t`.
+    fn in_band(track: i64, band: u64, t: u64) -> Posting {
+        (track, (t << 22) | (band << 16) | 0x1234)
+    }
+
+    #[test]
+    fn a_crowded_band_is_stopped_as_a_count_and_stays_stopped() {
+        let stop = super::super::TRIPLET_STOP as i64;
+        // Band 7 one past the stop, band 2 well under it.
+        let mut postings: Vec<Posting> = (1..=stop + 1).map(|tr| in_band(tr, 7, 9)).collect();
+        postings.extend((1..=5).map(|tr| in_band(tr, 2, tr as u64)));
+        let row = encode_blob(TRIPLET_KEYS + 5, &mut postings.clone(), &[0; 64]);
+        let (mut back, mut stopped) = (Vec::new(), [0u64; 64]);
+        assert_eq!(decode_whole_blob(&row, &mut back, &mut stopped), Some(()));
+        assert_eq!(
+            back,
+            (1..=5)
+                .map(|tr| in_band(tr, 2, tr as u64))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(
+            (stopped[7], stopped.iter().sum::<u64>()),
+            (stop as u64 + 1, stop as u64 + 1)
+        );
+        // A lookup asking for both bands is told band 7 is crowded, whatever its cap.
+        back.clear();
+        let both = (1 << 7) | (1 << 2);
+        assert_eq!(decode_blob(&row, both, usize::MAX, &mut back), Some(1 << 7));
+        assert_eq!(back.len(), 5);
+        assert_eq!(
+            decode_blob(&row, 1 << 2, usize::MAX, &mut Vec::new()),
+            Some(0)
+        );
+        // Rewritten with more postings: the stopped count grows, and band 2 past the stop joins it.
+        let mut more: Vec<Posting> = (0..3).map(|tr| in_band(1000 + tr, 7, 1)).collect();
+        more.extend((6..=stop + 1).map(|tr| in_band(tr, 2, 1)));
+        more.extend(back);
+        let row = encode_blob(TRIPLET_KEYS + 5, &mut more, &stopped);
+        let (mut back, mut stopped) = (Vec::new(), [0u64; 64]);
+        assert_eq!(decode_whole_blob(&row, &mut back, &mut stopped), Some(()));
+        assert!(back.is_empty());
+        assert_eq!((stopped[7], stopped[2]), (stop as u64 + 4, stop as u64 + 1));
+        assert!(row.len() < 10, "a stopped band holds no postings: {row:?}");
+    }
+
+    #[test]
+    fn a_store_skips_stopped_bands_through_merges_loose_rows_and_removal() {
+        let mut s = SqliteStore::in_memory("p").unwrap();
+        let stop = super::super::TRIPLET_STOP as i64;
+        let insert = |s: &SqliteStore, (track, value): Posting| {
+            s.conn
+                .execute(
+                    "INSERT INTO hashes (hash, track, t) VALUES (?1, ?2, ?3)",
+                    params![TRIPLET_KEYS + 5, track, value as i64],
+                )
+                .unwrap();
+        };
+        for tr in 1..=stop + 1 {
+            insert(&s, in_band(tr, 7, 9));
+        }
+        for tr in 1..=3 {
+            insert(&s, in_band(tr, 2, 4));
+        }
+        let keys = [(5 << 6) | 2, (5 << 6) | 7];
+        let found = |s: &SqliteStore| {
+            let mut v = Vec::new();
+            s.lookup_triplets(&keys, usize::MAX, &mut |t, st| v.push((t.0, st.key)))
+                .unwrap();
+            v
+        };
+        let band2: Vec<(i64, u32)> = (1..=3).map(|tr| (tr, keys[0])).collect();
+        // Unmerged rows are all there (nothing is stopped before a merge).
+        assert_eq!(found(&s).len(), band2.len() + stop as usize + 1);
+        s.compact().unwrap();
+        assert_eq!(found(&s), band2);
+        // A row of the stopped band added later is skipped beside the blob, and counted in at
+        // the next merge.
+        insert(&s, in_band(4000, 7, 1));
+        assert_eq!(found(&s), band2);
+        s.compact().unwrap();
+        assert_eq!(found(&s), band2);
+        let blob: Vec<u8> = s
+            .conn
+            .query_row(
+                "SELECT data FROM postings WHERE hash = ?1",
+                [TRIPLET_KEYS + 5],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let mut stopped = [0; 64];
+        decode_whole_blob(&blob, &mut Vec::new(), &mut stopped).unwrap();
+        assert_eq!(stopped[7], stop as u64 + 2);
+        // Removing a track takes it out of the bands that hold postings; the count stays.
+        let tx = s.conn.transaction().unwrap();
+        remove_from_blobs(&tx, 1).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(found(&s), band2[1..]);
+        let blob: Vec<u8> = s
+            .conn
+            .query_row(
+                "SELECT data FROM postings WHERE hash = ?1",
+                [TRIPLET_KEYS + 5],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let mut stopped = [0; 64];
+        decode_whole_blob(&blob, &mut Vec::new(), &mut stopped).unwrap();
+        assert_eq!(stopped[7], stop as u64 + 2);
     }
 
     #[test]

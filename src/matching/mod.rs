@@ -94,7 +94,7 @@ impl Default for MatchParams {
             candidates_per_track: 4,
             fingerprint: FingerprintParams::default(),
             triplets: TripletParams::default(),
-            triplet_cap: 300,
+            triplet_cap: crate::index::TRIPLET_STOP,
             triplet_candidates: 5,
         }
     }
