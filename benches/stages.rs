@@ -147,7 +147,7 @@ fn index(c: &mut Criterion) {
             b.iter(|| {
                 let mut n = 0usize;
                 store
-                    .lookup(&hashes, &mut |_, _, _| n += 1)
+                    .lookup(&hashes, usize::MAX, &mut |_, _, _| n += 1)
                     .expect("lookup");
                 n
             })

@@ -271,10 +271,12 @@ impl References for Refs<'_> {
     fn lookup(
         &self,
         hashes: &[u32],
+        cap: usize,
         hit: &mut dyn FnMut(u32, TrackId, u32),
     ) -> Result<(), Self::Error> {
         for &h in hashes {
-            for &(r, t) in self.pairs.get(&h).into_iter().flatten() {
+            let postings = self.pairs.get(&h).map(Vec::as_slice).unwrap_or_default();
+            for &(r, t) in postings.iter().filter(|_| postings.len() <= cap) {
                 hit(h, TrackId(r as i64), t);
             }
         }

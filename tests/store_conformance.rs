@@ -53,13 +53,24 @@ fn prints(seed: u32, n: u32) -> Prints {
 
 /// Every (hash, track, frame) the store answers for `hashes`.
 fn hits(store: &dyn Store, hashes: &[u32]) -> BTreeSet<(u32, i64, u32)> {
+    capped_hits(store, hashes, usize::MAX)
+}
+
+/// Every (hash, track, frame) the store answers for `hashes`, at a cap.
+fn capped_hits(store: &dyn Store, hashes: &[u32], cap: usize) -> BTreeSet<(u32, i64, u32)> {
     let mut out = BTreeSet::new();
     store
-        .lookup(hashes, &mut |h, t, f| {
+        .lookup(hashes, cap, &mut |h, t, f| {
             out.insert((h, t.0, f));
         })
         .unwrap();
     out
+}
+
+/// `hits` without the hashes stored more than `cap` times.
+fn within_cap(hits: &BTreeSet<(u32, i64, u32)>, cap: usize) -> BTreeSet<(u32, i64, u32)> {
+    let count = |h: u32| hits.iter().filter(|x| x.0 == h).count();
+    hits.iter().copied().filter(|x| count(x.0) <= cap).collect()
 }
 
 fn expected(id: TrackId, p: &Prints) -> BTreeSet<(u32, i64, u32)> {
@@ -78,6 +89,12 @@ fn add_lookup_remove(at: &Path) {
     let mut want = expected(a, &pa);
     want.extend(expected(b, &pb));
     assert_eq!(hits(&*s, &all), want);
+    // A cap skips the hashes stored more often, whole.
+    assert!(
+        within_cap(&want, 1).len() < want.len(),
+        "a hash stored twice"
+    );
+    assert_eq!(capped_hits(&*s, &all, 1), within_cap(&want, 1));
     // Landmarks, peaks and the track rows come back as stored.
     let marks = s.landmarks(&[a]).unwrap();
     let got: BTreeSet<(u32, u32)> = marks[&a].iter().map(|l| (l.hash, l.frame)).collect();
@@ -122,6 +139,12 @@ fn add_lookup_remove(at: &Path) {
     assert_eq!(s.stats().unwrap().tracks, 1);
     s.compact().unwrap();
     assert_eq!(hits(&*s, &all), expected(b, &pb));
+    let want = expected(b, &pb);
+    assert!(
+        within_cap(&want, 1).len() < want.len(),
+        "a hash stored twice"
+    );
+    assert_eq!(capped_hits(&*s, &all, 1), within_cap(&want, 1));
 }
 
 fn duplicates_and_batches(at: &Path) {

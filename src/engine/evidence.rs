@@ -672,10 +672,11 @@ impl matching::References for Alone<'_> {
     fn lookup(
         &self,
         hashes: &[u32],
+        cap: usize,
         hit: &mut dyn FnMut(u32, TrackId, u32),
     ) -> std::result::Result<(), Self::Error> {
         let track = self.track;
-        self.scanner.lookup(hashes, &mut |h, t, f| {
+        self.scanner.lookup(hashes, cap, &mut |h, t, f| {
             if t == track {
                 hit(h, t, f)
             }

@@ -436,9 +436,10 @@ impl matching::References for Scanner<'_> {
     fn lookup(
         &self,
         hashes: &[u32],
+        cap: usize,
         hit: &mut dyn FnMut(u32, TrackId, u32),
     ) -> std::result::Result<(), IndexError> {
-        self.store.lookup(hashes, hit)
+        self.store.lookup(hashes, cap, hit)
     }
 
     fn lookup_triplets(

@@ -345,8 +345,14 @@ pub trait Store {
         ids.sort_unstable();
         Ok(ids)
     }
-    /// Calls `hit(hash, track, frame)` for every stored occurrence of each of `hashes`.
-    fn lookup(&self, hashes: &[u32], hit: &mut dyn FnMut(u32, TrackId, u32)) -> Result<()>;
+    /// Calls `hit(hash, track, frame)` for every stored occurrence of each of `hashes`, all of
+    /// one hash together, skipping every hash stored more than `cap` times.
+    fn lookup(
+        &self,
+        hashes: &[u32],
+        cap: usize,
+        hit: &mut dyn FnMut(u32, TrackId, u32),
+    ) -> Result<()>;
     /// Calls `hit(track, triplet)` for every stored triplet under each of `keys` (distinct), all of one key
     /// together, skipping every key stored more than `cap` times (so common that its hits are
     /// nearly all chance). A store keeps [`triplets_of`] each track's prints, and may keep a key

@@ -637,7 +637,12 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    fn lookup(&self, hashes: &[u32], hit: &mut dyn FnMut(u32, TrackId, u32)) -> Result<()> {
+    fn lookup(
+        &self,
+        hashes: &[u32],
+        cap: usize,
+        hit: &mut dyn FnMut(u32, TrackId, u32),
+    ) -> Result<()> {
         if hashes.is_empty() {
             return Ok(());
         }
@@ -661,8 +666,10 @@ impl Store for PostgresStore {
             }
             // The order the SQLite store hands hits in: by hash, then track, then frame.
             found.sort_unstable();
-            for &(hash, track, t) in &found {
-                hit(hash, TrackId(track), t);
+            for group in found.chunk_by(|a, b| a.0 == b.0) {
+                for &(hash, track, t) in group.iter().filter(|_| group.len() <= cap) {
+                    hit(hash, TrackId(track), t);
+                }
             }
         }
         tx.commit()?;

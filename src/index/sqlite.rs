@@ -806,13 +806,15 @@ fn encode_blob(key: i64, postings: &mut [Posting], stopped: &Stopped) -> Vec<u8>
     }
 }
 
-/// Appends a blob's postings to `out`, either layout; of a triplet row in sections, only the
-/// bands in the mask `bands` holding at most `cap` postings. Returns the mask of bands skipped
-/// for holding more or for being stopped (a flat blob's are all decoded), `None` if the bytes
-/// are malformed.
+/// Appends a blob's postings to `out`, either layout, when they are at most `cap` (of a triplet
+/// row in sections: only the bands in the mask `bands`, each at most `cap`). Returns the mask
+/// of bands skipped for holding more or for being stopped (all of them for a flat blob),
+/// `None` if the bytes are malformed.
 fn decode_blob(data: &[u8], bands: u64, cap: usize, out: &mut Vec<Posting>) -> Option<u64> {
     match data.first() {
         Some(0) => decode_triplet_row(data, bands, cap, out, &mut [0; 1 << BAND_BITS]),
+        // A flat blob leads with its count: a crowded one is skipped unread.
+        _ if super::get_varint(&mut &data[..])? > cap as u64 => Some(u64::MAX),
         _ => decode_postings(data, out).map(|()| 0),
     }
 }
@@ -1115,11 +1117,18 @@ impl Store for SqliteStore {
         Ok(ids.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn lookup(&self, hashes: &[u32], hit: &mut dyn FnMut(u32, TrackId, u32)) -> Result<()> {
+    fn lookup(
+        &self,
+        hashes: &[u32],
+        cap: usize,
+        hit: &mut dyn FnMut(u32, TrackId, u32),
+    ) -> Result<()> {
         let keys: Vec<i64> = hashes.iter().map(|&h| h as i64).collect();
-        self.lookup_keys(&keys, &|_| u64::MAX, usize::MAX, &mut |key, postings, _| {
-            for &(track, t) in postings {
-                hit(key as u32, TrackId(track), t as u32);
+        self.lookup_keys(&keys, &|_| u64::MAX, cap, &mut |key, postings, crowded| {
+            if crowded == 0 && postings.len() <= cap {
+                for &(track, t) in postings {
+                    hit(key as u32, TrackId(track), t as u32);
+                }
             }
         })
     }
@@ -1308,7 +1317,8 @@ mod tests {
         let hashes: Vec<u32> = all.iter().map(|r| r.0).collect();
         let rows = |s: &SqliteStore| {
             let mut v = Vec::new();
-            s.lookup(&hashes, &mut |h, t, f| v.push((h, t, f))).unwrap();
+            s.lookup(&hashes, usize::MAX, &mut |h, t, f| v.push((h, t, f)))
+                .unwrap();
             v.sort();
             v
         };
@@ -1343,14 +1353,14 @@ mod tests {
             vec![(3, 7), (4, 9)]
         );
         let mut hits = Vec::new();
-        s.lookup(&[7, 8], &mut |h, t, f| hits.push((h, t, f)))
+        s.lookup(&[7, 8], usize::MAX, &mut |h, t, f| hits.push((h, t, f)))
             .unwrap();
         hits.sort();
         assert_eq!(hits, vec![(7, a, 3), (7, b, 10)]);
         assert_eq!(s.find_sha("b").unwrap(), Some(b));
         assert!(s.remove(a).unwrap());
         let mut hits = Vec::new();
-        s.lookup(&[7, 9], &mut |h, t, f| hits.push((h, t, f)))
+        s.lookup(&[7, 9], usize::MAX, &mut |h, t, f| hits.push((h, t, f)))
             .unwrap();
         assert_eq!(hits, vec![(7, b, 10)]);
         assert_eq!(s.stats().unwrap().tracks, 1);
@@ -1359,7 +1369,8 @@ mod tests {
     /// Every (hash, track, frame) the store returns for `hashes`, sorted.
     fn all_rows(s: &SqliteStore, hashes: &[u32]) -> Vec<(u32, TrackId, u32)> {
         let mut v = Vec::new();
-        s.lookup(hashes, &mut |h, t, f| v.push((h, t, f))).unwrap();
+        s.lookup(hashes, usize::MAX, &mut |h, t, f| v.push((h, t, f)))
+            .unwrap();
         v.sort();
         v
     }
@@ -1425,11 +1436,18 @@ mod tests {
             .collect();
         assert!(!kept.is_empty());
         assert_eq!(back, by_band(kept));
-        // A flat row, as schema 2 wrote it, reads whole whatever the mask and cap.
+        // A flat row, as schema 2 wrote it (or a pair hash's), reads whole whatever the mask,
+        // and not at all past the cap.
         let flat = encode_postings(&postings);
         back.clear();
-        assert_eq!(decode_blob(&flat, mask, 1, &mut back), Some(0));
+        assert_eq!(decode_blob(&flat, mask, postings.len(), &mut back), Some(0));
         assert_eq!(back, postings);
+        back.clear();
+        assert_eq!(
+            decode_blob(&flat, mask, postings.len() - 1, &mut back),
+            Some(u64::MAX)
+        );
+        assert!(back.is_empty());
         // Pair keys stay flat.
         assert_eq!(encode_blob(7, &mut postings.clone(), &[0; 64]), flat);
         for bad in [
@@ -1674,7 +1692,7 @@ mod tests {
         s.add_track(&track("a"), &prints(&marks)).unwrap();
         let query: Vec<u32> = (0..3000).collect();
         let mut n = 0;
-        s.lookup(&query, &mut |h, _, f| {
+        s.lookup(&query, usize::MAX, &mut |h, _, f| {
             assert_eq!(h, f * 3);
             n += 1
         })

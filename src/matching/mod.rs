@@ -30,10 +30,11 @@ pub trait References {
     /// Why a lookup failed (the index's error, passed through untouched).
     type Error;
     /// Calls `hit(hash, track, frame)` for every stored occurrence of each of `hashes`, all
-    /// occurrences of one hash together.
+    /// occurrences of one hash together, skipping hashes stored more than `cap` times.
     fn lookup(
         &self,
         hashes: &[u32],
+        cap: usize,
         hit: &mut dyn FnMut(u32, TrackId, u32),
     ) -> Result<(), Self::Error>;
     /// Calls `hit(track, triplet)` for every stored triplet under each of `keys`, skipping keys
@@ -420,7 +421,7 @@ fn collect_hits<R: References + ?Sized>(
         }
         rows.clear();
     };
-    refs.lookup(&keys, &mut |hash, track, t| {
+    refs.lookup(&keys, MAX_ROWS_PER_HASH, &mut |hash, track, t| {
         if current != Some(hash) {
             if let Some(done) = current {
                 expand(done, &mut group);
