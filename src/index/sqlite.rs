@@ -427,7 +427,8 @@ impl SqliteStore {
                     while let Some(r) = rows.next()? {
                         let key: i64 = r.get(0)?;
                         postings.clear();
-                        let crowded = decode_blob(blob_at(r, 1)?, bands(key), cap, &mut postings)
+                        let blob = blob_at(r, 1)?;
+                        let crowded = decode_blob(key, blob, bands(key), cap, &mut postings)
                             .ok_or(IndexError::CorruptPostings(key))?;
                         if let Some(more) = loose.remove(&key) {
                             postings.extend(more);
@@ -806,15 +807,24 @@ fn encode_blob(key: i64, postings: &mut [Posting], stopped: &Stopped) -> Vec<u8>
     }
 }
 
-/// Appends a blob's postings to `out`, either layout, when they are at most `cap` (of a triplet
-/// row in sections: only the bands in the mask `bands`, each at most `cap`). Returns the mask
-/// of bands skipped for holding more or for being stopped (all of them for a flat blob),
-/// `None` if the bytes are malformed.
-fn decode_blob(data: &[u8], bands: u64, cap: usize, out: &mut Vec<Posting>) -> Option<u64> {
+/// Appends the postings of `key`'s blob to `out`, either layout: of a pair hash, all of them
+/// unless they are more than `cap` (skipped unread, by the count that leads them); of a triplet
+/// row in sections, the bands in the mask `bands` holding at most `cap`; of a flat triplet row
+/// (schema 2), all (its bands are counted by the caller). Returns the mask of bands skipped for
+/// holding more or for being stopped (all of them for a pair hash), `None` if the bytes are
+/// malformed.
+fn decode_blob(
+    key: i64,
+    data: &[u8],
+    bands: u64,
+    cap: usize,
+    out: &mut Vec<Posting>,
+) -> Option<u64> {
     match data.first() {
         Some(0) => decode_triplet_row(data, bands, cap, out, &mut [0; 1 << BAND_BITS]),
-        // A flat blob leads with its count: a crowded one is skipped unread.
-        _ if super::get_varint(&mut &data[..])? > cap as u64 => Some(u64::MAX),
+        _ if key < TRIPLET_KEYS && super::get_varint(&mut &data[..])? > cap as u64 => {
+            Some(u64::MAX)
+        }
         _ => decode_postings(data, out).map(|()| 0),
     }
 }
@@ -1403,11 +1413,17 @@ mod tests {
         let row = encode_blob(TRIPLET_KEYS + 5, &mut postings.clone(), &[0; 64]);
         assert_eq!(row[0], 0);
         let mut back = Vec::new();
-        assert_eq!(decode_blob(&row, u64::MAX, usize::MAX, &mut back), Some(0));
+        assert_eq!(
+            decode_blob(TRIPLET_KEYS + 5, &row, u64::MAX, usize::MAX, &mut back),
+            Some(0)
+        );
         assert_eq!(back, by_band(postings.clone()));
         let mask = (1 << 3) | (1 << 4) | (1 << 19);
         back.clear();
-        assert_eq!(decode_blob(&row, mask, usize::MAX, &mut back), Some(0));
+        assert_eq!(
+            decode_blob(TRIPLET_KEYS + 5, &row, mask, usize::MAX, &mut back),
+            Some(0)
+        );
         let asked: Vec<Posting> = postings
             .iter()
             .copied()
@@ -1429,24 +1445,34 @@ mod tests {
             .fold(0u64, |m, (b, _)| m | 1 << b);
         assert_ne!(crowded, 0, "the test wants bands of unequal counts");
         back.clear();
-        assert_eq!(decode_blob(&row, mask, cap, &mut back), Some(crowded));
+        assert_eq!(
+            decode_blob(TRIPLET_KEYS + 5, &row, mask, cap, &mut back),
+            Some(crowded)
+        );
         let kept: Vec<Posting> = asked
             .into_iter()
             .filter(|p| crowded >> band(p.1) & 1 == 0)
             .collect();
         assert!(!kept.is_empty());
         assert_eq!(back, by_band(kept));
-        // A flat row, as schema 2 wrote it (or a pair hash's), reads whole whatever the mask,
-        // and not at all past the cap.
+        // A flat triplet row, as schema 2 wrote it, reads whole whatever the mask and cap (the
+        // caller counts its bands); a pair hash's flat blob, not at all past the cap.
         let flat = encode_postings(&postings);
         back.clear();
-        assert_eq!(decode_blob(&flat, mask, postings.len(), &mut back), Some(0));
+        assert_eq!(
+            decode_blob(TRIPLET_KEYS + 5, &flat, mask, 1, &mut back),
+            Some(0)
+        );
         assert_eq!(back, postings);
         back.clear();
         assert_eq!(
-            decode_blob(&flat, mask, postings.len() - 1, &mut back),
-            Some(u64::MAX)
+            decode_blob(7, &flat, mask, postings.len(), &mut back),
+            Some(0)
         );
+        assert_eq!(back, postings);
+        back.clear();
+        let cap = postings.len() - 1;
+        assert_eq!(decode_blob(7, &flat, mask, cap, &mut back), Some(u64::MAX));
         assert!(back.is_empty());
         // Pair keys stay flat.
         assert_eq!(encode_blob(7, &mut postings.clone(), &[0; 64]), flat);
@@ -1461,7 +1487,7 @@ mod tests {
             &[0, 0xc0, 1, 5][..],
         ] {
             assert_eq!(
-                decode_blob(bad, u64::MAX, usize::MAX, &mut Vec::new()),
+                decode_blob(TRIPLET_KEYS + 5, bad, u64::MAX, usize::MAX, &mut Vec::new()),
                 None,
                 "{bad:?}"
             );
@@ -1495,10 +1521,13 @@ mod tests {
         // A lookup asking for both bands is told band 7 is crowded, whatever its cap.
         back.clear();
         let both = (1 << 7) | (1 << 2);
-        assert_eq!(decode_blob(&row, both, usize::MAX, &mut back), Some(1 << 7));
+        assert_eq!(
+            decode_blob(TRIPLET_KEYS + 5, &row, both, usize::MAX, &mut back),
+            Some(1 << 7)
+        );
         assert_eq!(back.len(), 5);
         assert_eq!(
-            decode_blob(&row, 1 << 2, usize::MAX, &mut Vec::new()),
+            decode_blob(TRIPLET_KEYS + 5, &row, 1 << 2, usize::MAX, &mut Vec::new()),
             Some(0)
         );
         // Rewritten with more postings: the stopped count grows, and band 2 past the stop joins it.
