@@ -229,7 +229,7 @@ fn unpack_cell(k: u64) -> (u32, i32, i32, i64) {
 
 /// Sorts by LSD radix, 11 bits a pass, skipping passes whose digit never varies (the reference
 /// bits of a small index, the time cells of one edit).
-fn radix_sort(keys: &mut Vec<u64>) {
+pub(super) fn radix_sort(keys: &mut Vec<u64>) {
     let mut tmp = vec![0u64; keys.len()];
     let (or, and) = keys
         .iter()

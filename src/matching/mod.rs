@@ -16,7 +16,7 @@
 pub mod invariant;
 pub mod verify;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::fingerprint::triplets::{StoredTriplet, TripletParams};
@@ -482,30 +482,62 @@ fn vote(
     // largest cost of a scan. A track yields candidates only if some `window` of offsets holds
     // `min_score` hits; such a window lies within two neighbouring buckets of `window` offsets,
     // so counting per bucket picks out the tracks worth sorting (a superset: exact results).
-    let mut buckets: HashMap<(TrackId, i64), u32, FastHash> =
-        HashMap::with_capacity_and_hasher(hits.len(), FastHash::default());
-    for h in &hits {
-        *buckets
-            .entry((h.track, h.offset.div_euclid(window)))
-            .or_default() += 1;
-    }
+    // The buckets are counted by radix-sorting (reference, bucket) packed in one number, the
+    // references numbered densely: a hash table as large as the hits missed the cache on nearly
+    // every hit, and was the largest cost of a scan against 10 000 references.
+    let mut dense: HashMap<TrackId, u32, FastHash> = HashMap::default();
     let mut hit_tracks: Vec<TrackId> = Vec::new();
-    let mut strong: HashSet<TrackId, FastHash> = HashSet::default();
-    for (&(track, b), &n) in &buckets {
-        hit_tracks.push(track);
-        if n + buckets.get(&(track, b + 1)).copied().unwrap_or(0) >= p.min_score {
-            strong.insert(track);
+    let mut last = None;
+    let of_hit: Vec<u32> = hits
+        .iter()
+        .map(|h| match last {
+            Some((t, r)) if t == h.track => r,
+            _ => {
+                let r = *dense.entry(h.track).or_insert_with(|| {
+                    hit_tracks.push(h.track);
+                    hit_tracks.len() as u32 - 1
+                });
+                last = Some((h.track, r));
+                r
+            }
+        })
+        .collect();
+    // Buckets counted from the lowest, in as few bits as their span needs (an offset is a
+    // difference of two u32 frames: at most 33), so the sort has few digits to pass over.
+    let bucket = |h: &Hit| h.offset.div_euclid(window);
+    let low = hits.iter().map(bucket).min().unwrap_or(0);
+    let span = hits.iter().map(bucket).max().unwrap_or(0) - low + 1;
+    let width = 64 - (span as u64).leading_zeros();
+    let mut keys: Vec<u64> = hits
+        .iter()
+        .zip(&of_hit)
+        .map(|(h, &r)| ((r as u64) << width) | (bucket(h) - low) as u64)
+        .collect();
+    invariant::radix_sort(&mut keys);
+    let runs: Vec<(u64, u32)> = keys
+        .chunk_by(|a, b| a == b)
+        .map(|run| (run[0], run.len() as u32))
+        .collect();
+    let mut strong = vec![false; hit_tracks.len()];
+    for (i, &(key, n)) in runs.iter().enumerate() {
+        let next = runs.get(i + 1).filter(|r| r.0 == key + 1).map_or(0, |r| r.1);
+        if n + next >= p.min_score {
+            strong[(key >> width) as usize] = true;
         }
     }
     hit_tracks.sort_unstable();
-    hit_tracks.dedup();
     // Every track hit is a family of offsets searched, for the multiple-test correction.
     let mut trials = 0.0;
     for &track in &hit_tracks {
         let offsets = ref_frames(track) as f64 + query_frames as f64;
         trials += (offsets / window as f64).max(1.0);
     }
-    hits.retain(|h| strong.contains(&h.track));
+    // `retain` visits the hits in order, so the i-th call sees the i-th hit.
+    let mut i = 0;
+    hits.retain(|_| {
+        i += 1;
+        strong[of_hit[i - 1] as usize]
+    });
     hits.sort_unstable();
     hits.dedup();
     let mut per_track: Vec<(TrackId, usize, usize)> = Vec::new();
