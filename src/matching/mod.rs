@@ -439,10 +439,11 @@ fn collect_hits<R: References + ?Sized>(
 /// A hash stored more often than this is skipped at query time: it occurs in so many recordings
 /// (silence, a drum hit, a sustained tone) that its hits are nearly all chance, and in a large
 /// index a few such hashes made most of a query's work (a 10 s clip against 10 000 references:
-/// 111 M hits, 2.7 GB, 15 s; half of them from 181 hashes). 300, as for triplet keys (was
-/// 1000): every class of both evaluation sets is found as often against the 56 references,
-/// where ~100 hashes pass it, and a scan against 10 000 costs a fifth less (EVASION, session 14).
-const MAX_ROWS_PER_HASH: usize = 300;
+/// 111 M hits, 2.7 GB, 15 s; half of them from 181 hashes). The most frequent hash of the
+/// 56-reference corpus index occurs 604 times, so small indexes are unaffected. 300, as for
+/// triplet keys, cost a fifth less at 10 000 references but lost 3 of 250 positives (0 dB
+/// noise) against real-derived distractors (docs/EVASION.md, session 14).
+const MAX_ROWS_PER_HASH: usize = 1000;
 
 /// A multiply-rotate hasher for the voting tables: their keys are small integers made by this
 /// process, not input an attacker controls, and the standard SipHash made counting slower than
