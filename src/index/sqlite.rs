@@ -11,7 +11,10 @@
 //! - Triplets (derived from each track's peaks) are postings too, under keys above every 32-bit
 //!   hash, one key per triplet key without its band (see `TRIPLET_KEYS`). Since schema 3 their
 //!   blobs are cut into one section per band, so a lookup decodes only the bands it asks for
-//!   (`encode_triplet_row`); schema 2's flat ones are still read.
+//!   (`encode_triplet_row`); schema 2's flat ones are still read. Since schema 4 a band past
+//!   `TRIPLET_STOP` postings is kept as its count alone (a stop list: no scan reads it).
+//! - Every blob leads with a count (a triplet section too), so a lookup skips a key stored more
+//!   often than its cap without decoding it: at scale, most keys asked are such keys.
 //! - Every track is written in its own transaction together with its `tracks` row, so a crash
 //!   loses at most the track in flight, and readers never see a half-written track. A merge is
 //!   one transaction too: readers see the rows or the blob, never neither or both.
@@ -379,12 +382,12 @@ impl SqliteStore {
         })
     }
 
-    /// Hands `found(key, postings)` every posting of each of `keys` (distinct; rows and blobs
-    /// together), one key at a time, in one read transaction: a consistent snapshot even while
-    /// a writer commits.
-    /// A triplet row's sections outside `bands(key)` are not decoded, nor those holding more
-    /// than `cap` postings: `found`'s third argument names the latter's bands. (Postings of
-    /// other bands may still come from flat blobs and rows: callers filter by band themselves.)
+    /// Hands `found(key, postings, crowded)` the postings of each of `keys` (distinct; rows and
+    /// blobs together), one key at a time, in one read transaction: a consistent snapshot even
+    /// while a writer commits. Left out, and named in the mask `crowded`: a blob past `cap`
+    /// postings (all bands), a triplet row's bands past `cap` or stopped. A triplet row's
+    /// sections outside `bands(key)` are not decoded either. (Postings of other bands may still
+    /// come from flat blobs and rows, and rows are not counted: callers filter and count.)
     fn lookup_keys(
         &self,
         keys: &[i64],

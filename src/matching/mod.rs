@@ -522,7 +522,10 @@ fn vote(
         .collect();
     let mut strong = vec![false; hit_tracks.len()];
     for (i, &(key, n)) in runs.iter().enumerate() {
-        let next = runs.get(i + 1).filter(|r| r.0 == key + 1).map_or(0, |r| r.1);
+        let next = runs
+            .get(i + 1)
+            .filter(|r| r.0 == key + 1)
+            .map_or(0, |r| r.1);
         if n + next >= p.min_score {
             strong[(key >> width) as usize] = true;
         }
