@@ -1581,33 +1581,26 @@ mod tests {
         assert_eq!(found(&s), band2);
         s.compact().unwrap();
         assert_eq!(found(&s), band2);
-        let blob: Vec<u8> = s
-            .conn
-            .query_row(
-                "SELECT data FROM postings WHERE hash = ?1",
-                [TRIPLET_KEYS + 5],
-                |r| r.get(0),
-            )
-            .unwrap();
-        let mut stopped = [0; 64];
-        decode_whole_blob(&blob, &mut Vec::new(), &mut stopped).unwrap();
-        assert_eq!(stopped[7], stop as u64 + 2);
+        let stopped_in_band_7 = |s: &SqliteStore| {
+            let blob: Vec<u8> = s
+                .conn
+                .query_row(
+                    "SELECT data FROM postings WHERE hash = ?1",
+                    [TRIPLET_KEYS + 5],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            let mut stopped = [0; 64];
+            decode_whole_blob(&blob, &mut Vec::new(), &mut stopped).unwrap();
+            stopped[7]
+        };
+        assert_eq!(stopped_in_band_7(&s), stop as u64 + 2);
         // Removing a track takes it out of the bands that hold postings; the count stays.
         let tx = s.conn.transaction().unwrap();
         remove_from_blobs(&tx, 1).unwrap();
         tx.commit().unwrap();
         assert_eq!(found(&s), band2[1..]);
-        let blob: Vec<u8> = s
-            .conn
-            .query_row(
-                "SELECT data FROM postings WHERE hash = ?1",
-                [TRIPLET_KEYS + 5],
-                |r| r.get(0),
-            )
-            .unwrap();
-        let mut stopped = [0; 64];
-        decode_whole_blob(&blob, &mut Vec::new(), &mut stopped).unwrap();
-        assert_eq!(stopped[7], stop as u64 + 2);
+        assert_eq!(stopped_in_band_7(&s), stop as u64 + 2);
     }
 
     #[test]
