@@ -824,7 +824,7 @@ fn decode_blob(
     out: &mut Vec<Posting>,
 ) -> Option<u64> {
     match data.first() {
-        Some(0) => decode_triplet_row(data, bands, cap, out, &mut [0; 1 << BAND_BITS]),
+        Some(0) => decode_triplet_row(data, bands, cap, out, None),
         _ if key < TRIPLET_KEYS && super::get_varint(&mut &data[..])? > cap as u64 => {
             Some(u64::MAX)
         }
@@ -836,7 +836,7 @@ fn decode_blob(
 /// `stopped` (for a rewrite that keeps them); `None` if the bytes are malformed.
 fn decode_whole_blob(data: &[u8], out: &mut Vec<Posting>, stopped: &mut Stopped) -> Option<()> {
     match data.first() {
-        Some(0) => decode_triplet_row(data, u64::MAX, usize::MAX, out, stopped).map(|_| ()),
+        Some(0) => decode_triplet_row(data, u64::MAX, usize::MAX, out, Some(stopped)).map(|_| ()),
         _ => decode_postings(data, out),
     }
 }
@@ -883,13 +883,14 @@ fn encode_triplet_row(postings: &mut [Posting], stopped: &Stopped) -> Vec<u8> {
 /// (by band, then track and value), except sections of more than `cap` postings: those are
 /// skipped unread, by the count that leads them, and their bands returned as a mask (at scale
 /// most asked sections are crowded ones, and decoding them was half a scan's time), as are
-/// stopped bands asked for, whose counts go to `stopped`. `None` if the bytes are malformed.
+/// stopped bands asked for, whose counts go to `stopped` when given (a rewrite keeps them).
+/// `None` if the bytes are malformed.
 fn decode_triplet_row(
     data: &[u8],
     bands: u64,
     cap: usize,
     out: &mut Vec<Posting>,
-    stopped: &mut Stopped,
+    mut stopped: Option<&mut Stopped>,
 ) -> Option<u64> {
     let mut data = data.strip_prefix(&[0])?;
     let mut crowded = 0;
@@ -901,7 +902,9 @@ fn decode_triplet_row(
             if band >= STOPPED || count == 0 {
                 return None;
             }
-            stopped[band as usize] = count;
+            if let Some(s) = stopped.as_deref_mut() {
+                s[band as usize] = count;
+            }
             crowded |= bands & 1 << band;
             continue;
         }

@@ -402,37 +402,18 @@ fn collect_hits<R: References + ?Sized>(
     let mut keys: Vec<u32> = by_hash.keys().copied().collect();
     keys.sort_unstable();
     let mut hits = Vec::new();
-    // Rows arrive grouped by hash; a group is expanded into hits only once it is complete and
-    // no larger than MAX_ROWS_PER_HASH.
-    let mut group: Vec<(TrackId, u32)> = Vec::new();
-    let mut current = None;
-    let mut expand = |hash: u32, rows: &mut Vec<(TrackId, u32)>| {
-        if rows.len() <= MAX_ROWS_PER_HASH {
-            for &frame in by_hash.get(&hash).map(Vec::as_slice).unwrap_or_default() {
-                for &(track, t) in rows.iter() {
-                    hits.push(Hit {
-                        track,
-                        offset: t as i64 - frame as i64,
-                        query: frame,
-                        hash,
-                    });
-                }
-            }
-        }
-        rows.clear();
-    };
+    // The store skips hashes stored more than MAX_ROWS_PER_HASH times, so every row it hands
+    // over is expanded at once.
     refs.lookup(&keys, MAX_ROWS_PER_HASH, &mut |hash, track, t| {
-        if current != Some(hash) {
-            if let Some(done) = current {
-                expand(done, &mut group);
-            }
-            current = Some(hash);
+        for &frame in by_hash.get(&hash).map(Vec::as_slice).unwrap_or_default() {
+            hits.push(Hit {
+                track,
+                offset: t as i64 - frame as i64,
+                query: frame,
+                hash,
+            });
         }
-        group.push((track, t));
     })?;
-    if let Some(done) = current {
-        expand(done, &mut group);
-    }
     Ok(hits)
 }
 
@@ -507,8 +488,16 @@ fn vote(
     // Buckets counted from the lowest, in as few bits as their span needs (an offset is a
     // difference of two u32 frames: at most 33), so the sort has few digits to pass over.
     let bucket = |h: &Hit| h.offset.div_euclid(window);
-    let low = hits.iter().map(bucket).min().unwrap_or(0);
-    let span = hits.iter().map(bucket).max().unwrap_or(0) - low + 1;
+    let (low, high) = hits.iter().fold((i64::MAX, i64::MIN), |(lo, hi), h| {
+        (lo.min(h.offset), hi.max(h.offset))
+    });
+    let (low, span) = match hits.is_empty() {
+        true => (0, 1),
+        false => (
+            low.div_euclid(window),
+            high.div_euclid(window) - low.div_euclid(window) + 1,
+        ),
+    };
     let width = 64 - (span as u64).leading_zeros();
     let mut keys: Vec<u64> = hits
         .iter()
