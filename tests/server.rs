@@ -190,6 +190,13 @@ fn saturation_is_refused_with_503_and_retry_after() {
     let s = two_songs("server-503");
     let server = Server::start(&s.db(), &["--max-in-flight", "1"], false);
     let _slow = stalled_upload(&server, b"RIFF", 1 << 20);
+    // The stalled upload is spooled in the server's temp folder (what the 408 and SIGTERM tests
+    // see emptied).
+    let t0 = Instant::now();
+    while spooled(&s.path("")).len() != 1 {
+        assert!(t0.elapsed() < Duration::from_secs(20), "nothing spooled");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let body = std::fs::read(fixtures().join("excerpt.mp3")).unwrap();
     let resp = agent()
         .post(&server.url("/v1/scan"))
@@ -221,6 +228,7 @@ fn a_stalled_upload_times_out_with_408() {
     let _ = BufReader::new(&mut slow).read_line(&mut answer);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert_eq!(server.metric("nasheed_uploads_in_flight"), Some(0.0));
+    assert_eq!(spooled(&s.path("")), Vec::<String>::new());
 }
 
 #[test]
@@ -375,6 +383,7 @@ fn sigterm_during_a_scan_lets_it_complete_and_exits_0() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(0));
+    assert_eq!(spooled(&s.path("")), Vec::<String>::new());
     // New connections are refused once it is gone.
     assert!(TcpStream::connect(server.addr()).is_err());
 }

@@ -17,9 +17,14 @@ pub struct Server {
 
 impl Server {
     /// Starts `nasheed --db DB serve --listen 127.0.0.1:0 ARGS` (with the token in the
-    /// environment when `token`) and waits for the address it prints.
+    /// environment when `token`) and waits for the address it prints. Its temp folder (where
+    /// uploads are spooled) is the database's folder, so a test can see what it leaves there and
+    /// a server killed mid-upload leaves nothing in the machine's /tmp.
     pub fn start(db: &Path, args: &[&str], token: bool) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_nasheed"));
+        if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+            cmd.env("TMPDIR", dir);
+        }
         cmd.arg("--db")
             .arg(db)
             .args(["serve", "--listen", "127.0.0.1:0"])
@@ -68,6 +73,17 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The uploads spooled in `dir` (a server's temp folder, see [`Server::start`]).
+pub fn spooled(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.starts_with("nasheed-upload-"))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 pub fn agent() -> ureq::Agent {
