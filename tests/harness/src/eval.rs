@@ -382,9 +382,19 @@ pub fn evaluate(
         let (mut best_true, mut best_wrong) = (0, 0);
         if let Ok(fp) = engine::fingerprint_file(&path, &params, Side::Query, &budget) {
             let (cands, _) = matching::candidates(&diagnose, &fp.prints, fp.frames, &relaxed)?;
+            let peaks = matching::verify::QueryPeaks::new(&fp.prints.peaks, params.bins, fp.frames);
             for c in &cands {
                 let name = lengths.get(&c.track).map(|p| base(p)).unwrap_or_default();
                 if let Some(d) = dump.as_mut() {
+                    // The race the default margin would call close, compared peak by peak.
+                    let race = match c.score < c.rival + mp.min_margin {
+                        true => {
+                            let reference = diagnosis.peaks(c.track)?;
+                            let span = peaks.widen(c.query_frames);
+                            matching::verify::against_rival(&peaks, &reference, c, span)
+                        }
+                        false => None,
+                    };
                     let v = c.verification.unwrap_or(matching::Verification {
                         checked: 0,
                         found: 0,
@@ -397,7 +407,8 @@ pub fn evaluate(
                     });
                     let row = serde_json::json!({"query": t.query_file, "distortion": t.distortion, "clip": t.clip_len_s,
                         "truth": t.ref_file, "ref": name, "right": !t.ref_file.is_empty() && name == base(&t.ref_file),
-                        "time": c.warp.time, "freq": c.warp.freq, "offset": c.offset, "q0": c.query_frames.0, "q1": c.query_frames.1, "score": c.score, "rival": c.rival, "lead": if v.rival_lead.is_finite() { v.rival_lead } else { 99.0 },
+                        "time": c.warp.time, "freq": c.warp.freq, "offset": c.offset, "q0": c.query_frames.0, "q1": c.query_frames.1, "score": c.score, "rival": c.rival,
+                        "lead": race.map(|r| r.lead), "self_similarity": race.map(|r| r.self_similarity), "own": race.map(|r| r.own),
                         "found": v.found, "checked": v.checked, "chance": v.chance, "events": v.events, "events_found": v.events_found, "event_chance": v.event_chance, "searched": v.searched, "confidence": c.confidence});
                     writeln!(d, "{row}")?;
                 }
