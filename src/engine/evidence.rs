@@ -731,8 +731,7 @@ fn stops(m: &Match, query: &QueryPeaks, reference: &[Peak], p: &MatchParams) -> 
     }
     if m.score < m.rival + p.min_margin {
         let rival = verify::against_rival(query, reference, m, query.widen(m.query_frames));
-        let chance = m.verification.map_or(1.0, |v| v.chance);
-        if !verify::tie_explained(rival, chance) {
+        if !verify::tie_explained(rival) {
             out.push(Stop::Tie {
                 lead_hits: m.score as i64 - m.rival as i64,
                 need: p.min_margin,

@@ -364,8 +364,7 @@ fn stop_words(s: &Stop, m: &MatchRecord) -> String {
         } => format!(
             "Another alignment of the same reference fits nearly as well: a lead of {lead_hits} \
              hashes (needs {need}); the peaks that tell the two apart do not settle it ({} \
-             standard deviations, needs {need_sd}), nor does the reference repeat itself there, \
-             nor does the upload hold the peaks only this alignment has far beyond chance.",
+             standard deviations, needs {need_sd}), nor does the reference repeat itself there.",
             lead_sd.map_or("no".to_string(), |x| x.to_string())
         ),
         Stop::Overruled => "It passes each rule on its own, but a stronger or ambiguous \
