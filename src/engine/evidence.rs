@@ -188,6 +188,8 @@ pub struct Rules {
     pub min_hits: u32,
     /// Share of the reference's peaks found.
     pub min_peak_share: f64,
+    /// ...and at least this multiple of the chance rate.
+    pub min_peak_lift: f64,
     /// Lead in hashes over the reference's best other alignment.
     pub min_lead_hits: u32,
     /// Standard deviations that settle a closer race on the peaks.
@@ -450,6 +452,7 @@ pub fn build_report(
         rules: Rules {
             min_hits: match_params.min_score,
             min_peak_share: match_params.min_fraction,
+            min_peak_lift: match_params.min_lift,
             min_lead_hits: match_params.min_margin,
             min_lead_sd: verify::DECISIVE_Z,
             min_confidence: match_params.min_confidence,
@@ -595,6 +598,7 @@ fn best_candidate(
     let relaxed = MatchParams {
         min_score: CANDIDATE_MIN_HITS.min(match_params.min_score),
         min_fraction: 0.0,
+        min_lift: 0.0,
         min_margin: 0,
         min_confidence: 0.0,
         ..match_params.clone()
@@ -716,10 +720,11 @@ fn stops(m: &Match, query: &QueryPeaks, reference: &[Peak], p: &MatchParams) -> 
         });
     }
     if let Some(v) = m.verification {
-        if v.fraction() < p.min_fraction {
+        let need = p.peak_share_needed(v.chance);
+        if v.fraction() < need {
             out.push(Stop::TooFewPeaks {
                 share: (v.fraction() * 10_000.0).round() / 10_000.0,
-                need: p.min_fraction,
+                need: (need * 10_000.0).ceil() / 10_000.0,
             });
         }
     }

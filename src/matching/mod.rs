@@ -64,6 +64,10 @@ pub struct MatchParams {
     pub max_verified: usize,
     /// Minimum share of the reference's peaks found in the query over the aligned stretch.
     pub min_fraction: f64,
+    /// ...and at least this many times the chance rate: over a long stretch, two songs of one
+    /// tempo and key that a searched edit lines up (beats on beats) are significant at a small
+    /// excess over chance, while a recording found in an upload stands far above it.
+    pub min_lift: f64,
     /// Minimum lead, in hits, over the reference's best other alignment of the same stretch
     /// (a loop shared by two recordings aligns equally well at every repeat); a closer race is
     /// settled peak by peak or by the reference repeating itself (see [`verify`]).
@@ -82,6 +86,14 @@ pub struct MatchParams {
     pub triplet_candidates: usize,
 }
 
+impl MatchParams {
+    /// The share of the reference's peaks a match must find when `chance` is the rate at which
+    /// one is found at a wrong alignment.
+    pub fn peak_share_needed(&self, chance: f64) -> f64 {
+        self.min_fraction.max(self.min_lift * chance)
+    }
+}
+
 impl Default for MatchParams {
     fn default() -> Self {
         MatchParams {
@@ -90,6 +102,9 @@ impl Default for MatchParams {
             min_score: 6,
             max_verified: 12,
             min_fraction: 0.2,
+            // Lifts of true matches on both evaluation sets start at 1.8 (2.6 for the best match
+            // of each clip); a whole rock track matched another at 2.1 (docs/EVASION.md, session 15).
+            min_lift: 2.5,
             min_margin: 3,
             min_confidence: 0.9,
             candidates_per_track: 4,

@@ -244,7 +244,8 @@ pub fn verify_candidates<R: References + ?Sized>(
             .iter()
             .any(|&(t, span)| t == m.track && super::overlaps(span, m.query_frames));
         let tied = close && !tie_explained(rival);
-        let evident = v.fraction() >= p.min_fraction && m.confidence >= p.min_confidence;
+        let evident =
+            v.fraction() >= p.peak_share_needed(v.chance) && m.confidence >= p.min_confidence;
         if tied && evident {
             ambiguous.push((m.track, m.query_frames));
         }
@@ -594,6 +595,93 @@ mod tests {
             "{r:?}"
         );
         assert!(!tie_explained(r), "{r:?}");
+    }
+
+    /// One reference, `frames` long, for [`verify_candidates`] (no postings: nothing looks them up).
+    struct One(Vec<Peak>, u32);
+
+    impl References for One {
+        type Error = std::convert::Infallible;
+        fn lookup(
+            &self,
+            _: &[u32],
+            _: usize,
+            _: &mut dyn FnMut(u32, TrackId, u32),
+        ) -> Result<(), Self::Error> {
+            Ok(())
+        }
+        fn lookup_triplets(
+            &self,
+            _: &[u32],
+            _: usize,
+            _: &mut dyn FnMut(TrackId, crate::fingerprint::triplets::StoredTriplet),
+        ) -> Result<(), Self::Error> {
+            Ok(())
+        }
+        fn peaks(&self, _: TrackId) -> Result<Vec<Peak>, Self::Error> {
+            Ok(self.0.clone())
+        }
+        fn frames(&self, _: TrackId) -> u32 {
+            self.1
+        }
+    }
+
+    #[test]
+    fn a_small_excess_over_chance_on_a_long_stretch_is_significant_but_not_a_match() {
+        // A dense upload (3 peaks a frame: a reference peak lands near one by chance ~12 % of
+        // the time) holding 13 % of a reference's peaks besides: over 2000 frames that is far
+        // beyond chance, as two songs whose beats a searched tempo lines up are, but it is not
+        // the recording. The same upload holding 60 % of them is.
+        let frames = 2000u32;
+        let reference: Vec<Peak> = scattered(400, 3);
+        let mut seed = 12345u32;
+        let mut next = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            seed >> 8
+        };
+        let noise: Vec<Peak> = (0..3 * frames)
+            .map(|i| Peak {
+                frame: i / 3,
+                bin: (6 + next() % 226) as u16,
+                salience: 1.0,
+                sub: [0, 0],
+            })
+            .collect();
+        let upload = |every: usize| -> QueryPeaks {
+            let mut peaks: Vec<Peak> = noise.clone();
+            peaks.extend(reference.iter().step_by(every).copied());
+            peaks.sort_by_key(|p| (p.frame, p.bin));
+            QueryPeaks::new(&peaks, (6, 232), frames)
+        };
+        let refs = One(reference.clone(), frames);
+        let mut m = candidate(0, 0);
+        (m.rival, m.rival_offset, m.query_frames) = (0, None, (0, frames - 1));
+        let p = MatchParams::default();
+        let weak = upload(8);
+        let v = weak.verify(&reference, 0, (0, frames - 1), Warp::IDENTITY);
+        assert!(
+            (0.2..0.3).contains(&v.fraction()) && v.chance > 0.09,
+            "{v:?}"
+        );
+        let without_floor = MatchParams {
+            min_lift: 0.0,
+            ..p.clone()
+        };
+        let kept = verify_candidates(&refs, &weak, vec![m.clone()], 1e3, &without_floor).unwrap();
+        assert!(
+            kept.first().is_some_and(|k| k.confidence > 0.99),
+            "{kept:?}"
+        );
+        assert!(verify_candidates(&refs, &weak, vec![m.clone()], 1e3, &p)
+            .unwrap()
+            .is_empty());
+        let strong = upload(2);
+        assert_eq!(
+            verify_candidates(&refs, &strong, vec![m], 1e3, &p)
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]

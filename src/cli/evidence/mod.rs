@@ -239,13 +239,15 @@ fn words(b: &Basis, m: &MatchRecord, rules: &Rules) -> Vec<String> {
     let mut out = vec![format!(
         "<b>Peaks.</b> Of the reference's {} stored peaks in the stretch checked, the upload has \
          {} at the same place (within ±1 frame = {:.0} ms and ±1 frequency bin = {:.1} Hz, \
-         under the alignment below): <b>{:.1} %</b>. A match needs at least {:.0} %.",
+         under the alignment below): <b>{:.1} %</b>. A match needs at least {:.0} %, and {} times \
+         the chance rate below.",
         b.peaks_checked,
         b.peaks_found,
         a.frame_s * 1000.0,
         hz(1.0),
         100.0 * b.peak_share(),
-        100.0 * rules.min_peak_share
+        100.0 * rules.min_peak_share,
+        rules.min_peak_lift
     )];
     out.push(format!(
         "<b>Chance.</b> At a wrong alignment a reference peak would be found by chance with \
@@ -344,7 +346,7 @@ fn stop_words(s: &Stop, m: &MatchRecord) -> String {
             format!("Only {hits} landmark hashes aligned; a match needs {need}.")
         }
         Stop::TooFewPeaks { share, need } => format!(
-            "Only {:.1} % of the reference's peaks were found in the upload; a match needs {:.0} %.",
+            "Only {:.1} % of the reference's peaks were found in the upload; a match needs {:.1} %.",
             100.0 * share,
             100.0 * need
         ),

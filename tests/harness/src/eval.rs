@@ -337,6 +337,7 @@ pub fn evaluate(
     let relaxed = MatchParams {
         min_score: 4,
         min_fraction: 0.0,
+        min_lift: 0.0,
         min_margin: 0,
         min_confidence: 0.0,
         ..mp.clone()
