@@ -178,3 +178,17 @@ fn an_unrelated_song_at_any_speed_finds_nothing() {
         assert!(recs[0].matches.is_empty());
     }
 }
+
+#[test]
+fn a_stereo_upload_with_one_channel_inverted_is_found() {
+    // Right = -left: a plain mix to mono is silence, so the upload would scan clean.
+    let (s, clip) = setup("evasion-antiphase");
+    let stereo: Vec<f32> = clip.iter().flat_map(|&x| [0.8 * x, -0.8 * x]).collect();
+    let path = s.path("antiphase.wav");
+    synth::write_wav(&path, &stereo, RATE, 2).unwrap();
+    let (code, recs) = scan(&s.db(), &[&path]);
+    assert_eq!(code, 1, "{recs:?}");
+    assert_eq!(recs[0].matches.len(), 1, "{:?}", recs[0].matches);
+    assert_eq!(recs[0].matches[0].title, "ref2");
+    assert!((recs[0].matches[0].offset() - AT).abs() <= 0.3);
+}

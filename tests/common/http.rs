@@ -22,7 +22,8 @@ impl Server {
     /// a server killed mid-upload leaves nothing in the machine's /tmp.
     pub fn start(db: &Path, args: &[&str], token: bool) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_nasheed"));
-        if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+        // (A PostgreSQL URL has no folder: that server spools in the machine's temp folder.)
+        if let Some(dir) = db.parent().filter(|d| d.is_dir()) {
             cmd.env("TMPDIR", dir);
         }
         cmd.arg("--db")
