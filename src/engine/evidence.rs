@@ -188,7 +188,8 @@ pub struct Rules {
     pub min_hits: u32,
     /// Share of the reference's peaks found.
     pub min_peak_share: f64,
-    /// ...and at least this multiple of the chance rate.
+    /// ...and at least this multiple of the chance rate (absent, 0, in reports before it).
+    #[serde(default)]
     pub min_peak_lift: f64,
     /// Lead in hashes over the reference's best other alignment.
     pub min_lead_hits: u32,
