@@ -383,16 +383,19 @@ pub fn evaluate(
         let (mut best_true, mut best_wrong) = (0, 0);
         if let Ok(fp) = engine::fingerprint_file(&path, &params, Side::Query, &budget) {
             let (cands, _) = matching::candidates(&diagnose, &fp.prints, fp.frames, &relaxed)?;
-            let peaks = matching::verify::QueryPeaks::new(&fp.prints.peaks, params.bins, fp.frames);
+            // The upload's peaks for the dump's races (diagnostics only).
+            let peaks = dump.is_some().then(|| {
+                matching::verify::QueryPeaks::new(&fp.prints.peaks, params.bins, fp.frames)
+            });
             for c in &cands {
                 let name = lengths.get(&c.track).map(|p| base(p)).unwrap_or_default();
-                if let Some(d) = dump.as_mut() {
+                if let (Some(d), Some(peaks)) = (dump.as_mut(), peaks.as_ref()) {
                     // The race the default margin would call close, compared peak by peak.
                     let race = match c.score < c.rival + mp.min_margin {
                         true => {
                             let reference = diagnosis.peaks(c.track)?;
                             let span = peaks.widen(c.query_frames);
-                            matching::verify::against_rival(&peaks, &reference, c, span)
+                            matching::verify::against_rival(peaks, &reference, c, span)
                         }
                         false => None,
                     };
