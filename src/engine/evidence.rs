@@ -64,6 +64,10 @@ pub struct Basis {
     /// Standard deviations by which this alignment out-verifies the rival on the peaks that tell
     /// them apart; computed only in a close race (`None` otherwise).
     pub rival_lead_sd: Option<f64>,
+    /// Standard deviations by which this alignment out-verifies the reference shifted by its own
+    /// repetition periods (beat, bar, loop), the least over those compared (`None`: none could be).
+    #[serde(default)]
+    pub period_lead_sd: Option<f64>,
     /// The alignment that was checked, in frames.
     pub alignment: Alignment,
 }
@@ -112,6 +116,10 @@ impl Basis {
                 .rival_lead
                 .is_finite()
                 .then(|| (v.rival_lead * 100.0).round() / 100.0),
+            period_lead_sd: v
+                .period_lead
+                .is_finite()
+                .then(|| (v.period_lead * 100.0).round() / 100.0),
             alignment: Alignment {
                 query_frames: [m.query_frames.0, m.query_frames.1],
                 offset_frames: m.offset,
@@ -176,6 +184,14 @@ pub enum Stop {
         /// Standard deviations needed.
         need_sd: f64,
     },
+    /// The reference shifted by one of its own repetition periods (a beat, a bar, a loop) fits
+    /// the upload nearly as well: music in the same groove, not this recording.
+    Period {
+        /// Standard deviations by which it out-verifies the shifted reference, the least.
+        lead_sd: f64,
+        /// Standard deviations needed.
+        need_sd: f64,
+    },
     /// Passes every rule on its own, but a stronger or ambiguous alignment over the same
     /// stretch of the upload was preferred.
     Overruled,
@@ -195,6 +211,10 @@ pub struct Rules {
     pub min_lead_hits: u32,
     /// Standard deviations that settle a closer race on the peaks.
     pub min_lead_sd: f64,
+    /// Standard deviations by which a match must out-verify the reference shifted by its own
+    /// repetition periods (absent, 0, in reports before the rule).
+    #[serde(default)]
+    pub min_period_sd: f64,
     /// Confidence.
     pub min_confidence: f64,
     /// Speed, tempo and pitch changes the triplet pass tells apart.
@@ -456,6 +476,7 @@ pub fn build_report(
             min_peak_lift: match_params.min_lift,
             min_lead_hits: match_params.min_margin,
             min_lead_sd: verify::DECISIVE_Z,
+            min_period_sd: match_params.min_period_lead,
             min_confidence: match_params.min_confidence,
             edits_tried: crate::matching::invariant::edits_resolved(&match_params.triplets).round()
                 as usize,
@@ -601,6 +622,7 @@ fn best_candidate(
         min_fraction: 0.0,
         min_lift: 0.0,
         min_margin: 0,
+        min_period_lead: f64::NEG_INFINITY,
         min_confidence: 0.0,
         ..match_params.clone()
     };
@@ -747,6 +769,13 @@ fn stops(m: &Match, query: &QueryPeaks, reference: &[Peak], p: &MatchParams) -> 
                 need_sd: verify::DECISIVE_Z,
             });
         }
+    }
+    let lead = verify::period_lead(query, reference, m, query.widen(m.query_frames));
+    if lead < p.min_period_lead {
+        out.push(Stop::Period {
+            lead_sd: (lead * 100.0).round() / 100.0,
+            need_sd: p.min_period_lead,
+        });
     }
     if out.is_empty() {
         out.push(Stop::Overruled);

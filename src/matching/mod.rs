@@ -72,6 +72,10 @@ pub struct MatchParams {
     /// (a loop shared by two recordings aligns equally well at every repeat); a closer race is
     /// settled peak by peak or by the reference repeating itself (see [`verify`]).
     pub min_margin: u32,
+    /// Standard deviations by which a match must out-verify its reference shifted by each of its
+    /// own strongest repetition lags (beat, bar, loop), on the peaks that tell them apart: music
+    /// in the same groove fits every shift alike (see [`verify`]).
+    pub min_period_lead: f64,
     /// Minimum confidence for a match.
     pub min_confidence: f64,
     /// Candidate offsets examined per reference (several allow a chant repeated in one upload).
@@ -106,6 +110,10 @@ impl Default for MatchParams {
             // of each clip); a whole rock track matched another at 2.1 (docs/EVASION.md, session 15).
             min_lift: 2.5,
             min_margin: 3,
+            // 2 keeps 940 of the shared corpus's 943 true matches and removes 69 of 95 matches of
+            // other music with its own reversed copy, and the extra edits' one false match
+            // (docs/EVASION.md, session 16).
+            min_period_lead: 2.0,
             min_confidence: 0.9,
             candidates_per_track: 4,
             fingerprint: FingerprintParams::default(),

@@ -26,6 +26,15 @@
 //! (Settling it when the upload merely holds the candidate's own peaks far beyond chance found
 //! 7 more short clips and also matched held-out recordings that share material with a reference:
 //! docs/EVASION.md, session 15.)
+//!
+//! **Periods.** Music built on a beat, a riff or a loop fits any recording of the same tempo and
+//! key at every shift by its period, and the search keeps the best of those shifts. So every
+//! match is also compared with the reference shifted by its own strongest repetition lags
+//! (`offset ± lag`, [`PERIOD_RIVALS`] lags of 0.13–6.4 s): on the peaks that tell the two
+//! alignments apart it must be better by `MatchParams::min_period_lead` standard deviations. The recording is
+//! better at its own offset; other music in the same groove is not (a recording scanned against
+//! its own time-reversed copy was the measured case: docs/EVASION.md, session 16). A lag at which
+//! the reference repeats itself is skipped: there both alignments are the recording.
 
 use std::collections::HashMap;
 
@@ -69,6 +78,9 @@ pub struct Verification {
     /// alignment of the stretch, on the peaks the two do not share (infinite when there is none or
     /// when the hash lead already settles the race).
     pub rival_lead: f64,
+    /// Standard deviations by which this alignment out-verifies the reference shifted by its own
+    /// repetition periods, the least over those compared (infinite when none could be).
+    pub period_lead: f64,
 }
 
 impl Verification {
@@ -182,6 +194,7 @@ impl QueryPeaks {
             event_chance: (1.0 - (1.0 - chance).powf(per_event)).clamp(1e-6, 1.0),
             searched: 0.0,
             rival_lead: f64::INFINITY,
+            period_lead: f64::INFINITY,
         }
     }
 }
@@ -243,9 +256,17 @@ pub fn verify_candidates<R: References + ?Sized>(
         let shadowed = ambiguous
             .iter()
             .any(|&(t, span)| t == m.track && super::overlaps(span, m.query_frames));
-        let tied = close && !tie_explained(rival);
         let evident =
             v.fraction() >= p.peak_share_needed(v.chance) && m.confidence >= p.min_confidence;
+        let mut tied = close && !tie_explained(rival);
+        // Only a match about to be reported needs the (costlier) comparison with its periods.
+        if evident && !tied && !shadowed {
+            let lead = period_lead(query, reference, &m, span);
+            if let Some(v) = m.verification.as_mut() {
+                v.period_lead = lead;
+            }
+            tied = lead < p.min_period_lead;
+        }
         if tied && evident {
             ambiguous.push((m.track, m.query_frames));
         }
@@ -302,6 +323,8 @@ pub struct Rival {
     /// The candidate's own peaks (those not recurring at the rival offset): how many, and how
     /// many of them the upload has.
     pub own: (u32, u32),
+    /// How many peaks of its own the rival alignment has.
+    pub other_own: u32,
 }
 
 /// Compares `m` with its rival alignment over query frames `span`; `None` when it has none.
@@ -311,34 +334,130 @@ pub fn against_rival(
     m: &Match,
     span: (u32, u32),
 ) -> Option<Rival> {
-    let rival = m.rival_offset?;
+    Some(compare(
+        query,
+        reference,
+        m.warp,
+        span,
+        m.offset,
+        m.rival_offset?,
+    ))
+}
+
+/// Compares alignment `offset` with alignment `other` of the same reference over query frames
+/// `span`, on the peaks that tell them apart.
+fn compare(
+    query: &QueryPeaks,
+    reference: &[Peak],
+    warp: Warp,
+    span: (u32, u32),
+    offset: i64,
+    other: i64,
+) -> Rival {
     // (peaks in the stretch, of them not recurring at `to`, of those found in the query)
     let distinct = |from: i64, to: i64| {
         let (mut all, mut n, mut k) = (0u32, 0u32, 0u32);
-        for p in aligned_stretch(reference, from, span, m.warp) {
+        for p in aligned_stretch(reference, from, span, warp) {
             all += 1;
             if !recurs(reference, p, to - from) {
                 n += 1;
-                k += query.has(p, from, m.warp) as u32;
+                k += query.has(p, from, warp) as u32;
             }
         }
         (all, n, k)
     };
-    let (all, n1, k1) = distinct(m.offset, rival);
-    let (_, n2, k2) = distinct(rival, m.offset);
+    let (all, n1, k1) = distinct(offset, other);
+    let (_, n2, k2) = distinct(other, offset);
     let self_similarity = (all - n1) as f64 / all.max(1) as f64;
     let own = (n1, k1);
+    let other_own = n2;
     // A side with no peaks of its own counts as one unfound peak: a rival contained in `m` then
     // loses to `m`'s own peaks if enough of them are found.
     let scaled = |x: u32| x as f64 / PEAKS_PER_EVENT;
     let (n1, k1, n2, k2) = (scaled(n1.max(1)), scaled(k1), scaled(n2.max(1)), scaled(k2));
     let pooled = ((k1 + k2) / (n1 + n2)).clamp(1e-6, 1.0 - 1e-6);
     let se = (pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n2)).sqrt();
-    Some(Rival {
+    Rival {
         lead: (k1 / n1 - k2 / n2) / se,
         self_similarity,
         own,
-    })
+        other_own,
+    }
+}
+
+/// Repetition lags of a reference stretch a match is compared with (the strongest, each way).
+pub const PERIOD_RIVALS: usize = 4;
+
+/// Lags searched for repetition, in frames (0.13–6.4 s: a beat to two bars at common tempi).
+const PERIOD_LAGS: std::ops::RangeInclusive<usize> = 8..=400;
+
+/// Peaks of its own each side of a period comparison needs to say anything (fewer: the two
+/// alignments are nearly one, or the overlap is too short).
+const PERIOD_MIN_OWN: u32 = 15;
+
+/// The least lead of `m` over the reference shifted by its strongest repetition lags over query
+/// frames `span` (see the module docs); infinite when no lag could be compared.
+pub fn period_lead(query: &QueryPeaks, reference: &[Peak], m: &Match, span: (u32, u32)) -> f64 {
+    let end = reference.last().map_or(0, |p| p.frame as i64);
+    let mut least = f64::INFINITY;
+    for lag in repetition_lags(reference, m.offset, span, m.warp) {
+        for other in [m.offset + lag, m.offset - lag] {
+            // Only the query frames both alignments place inside the reference.
+            let (lo, hi) = (m.offset.min(other), m.offset.max(other));
+            let q0 = ((-lo) as f64 / m.warp.time).ceil().max(span.0 as f64);
+            let q1 = ((end - hi) as f64 / m.warp.time).floor().min(span.1 as f64);
+            if q1 < q0 {
+                continue;
+            }
+            let r = compare(
+                query,
+                reference,
+                m.warp,
+                (q0 as u32, q1 as u32),
+                m.offset,
+                other,
+            );
+            if r.self_similarity >= SELF_REPEAT || r.own.0.min(r.other_own) < PERIOD_MIN_OWN {
+                continue;
+            }
+            least = least.min(r.lead);
+        }
+    }
+    least
+}
+
+/// The reference's [`PERIOD_RIVALS`] strongest repetition lags (frames) over the stretch
+/// aligned with query frames `span`: the lags at which its peaks most often recur at the same
+/// bin (±1), local maxima of that count.
+fn repetition_lags(reference: &[Peak], offset: i64, span: (u32, u32), warp: Warp) -> Vec<i64> {
+    let (min, max) = (*PERIOD_LAGS.start(), *PERIOD_LAGS.end());
+    let mut count = vec![0u32; max + 2];
+    let stretch: Vec<&Peak> = aligned_stretch(reference, offset, span, warp).collect();
+    let mut from = 0;
+    for p in &stretch {
+        let first = p.frame as usize + min;
+        from += reference[from..].partition_point(|q| (q.frame as usize) < first);
+        for q in reference[from..]
+            .iter()
+            .take_while(|q| q.frame as usize <= p.frame as usize + max)
+        {
+            if q.bin.abs_diff(p.bin) <= 1 {
+                count[q.frame as usize - p.frame as usize] += 1;
+            }
+        }
+    }
+    // Recurrence within ±1 frame, as `recurs` tests it.
+    let smooth = |l: usize| count[l - 1] + count[l] + count[l + 1];
+    let mut peaks: Vec<(u32, usize)> = (min + 1..max)
+        .map(|l| (smooth(l), l))
+        .filter(|&(c, l)| c > 0 && c >= smooth(l - 1) && c > smooth(l + 1))
+        .collect();
+    peaks.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    peaks
+        .into_iter()
+        .take(PERIOD_RIVALS)
+        .map(|(_, l)| l as i64)
+        .collect()
 }
 
 /// Whether reference peak `p` recurs `shift` frames away in the reference (±1 frame, ±1 bin).
@@ -681,6 +800,77 @@ mod tests {
                 .unwrap()
                 .len(),
             1
+        );
+    }
+
+    #[test]
+    fn a_groove_shared_with_another_recording_is_not_a_match() {
+        // Reference: a drum grid (a kick every 50 frames at bin 40, a snare between at bin 120)
+        // under a melody of its own. Another recording on the same grid, with its own melody,
+        // finds every drum hit: a third of the reference's peaks, far beyond chance. But it fits
+        // the reference shifted by a bar just as well; the recording itself does not.
+        let frames = 3000u32;
+        let grid: Vec<Peak> = (0..frames / 25)
+            .map(|i| Peak {
+                frame: i * 25,
+                bin: if i % 2 == 0 { 40 } else { 120 },
+                salience: 1.0,
+                sub: [0, 0],
+            })
+            .collect();
+        let layered = |melody: Vec<Peak>| -> Vec<Peak> {
+            let mut v: Vec<Peak> = grid.iter().copied().chain(melody).collect();
+            v.sort_by_key(|p| (p.frame, p.bin));
+            v
+        };
+        let reference = layered(
+            scattered(250, 7)
+                .into_iter()
+                .map(|p| Peak {
+                    frame: p.frame * 2 + 1,
+                    ..p
+                })
+                .collect(),
+        );
+        let other = layered(
+            scattered(250, 13)
+                .into_iter()
+                .map(|p| Peak {
+                    frame: p.frame * 2 + 1,
+                    ..p
+                })
+                .collect(),
+        );
+        let refs = One(reference.clone(), frames);
+        let mut m = candidate(0, 0);
+        (m.rival, m.rival_offset, m.query_frames) = (0, None, (0, frames - 1));
+        let p = MatchParams::default();
+
+        let q = QueryPeaks::new(&other, (6, 232), frames);
+        let span = (0, frames - 1);
+        let v = q.verify(&reference, 0, span, Warp::IDENTITY);
+        assert!(v.fraction() > 0.3 && v.chance < 0.05, "{v:?}");
+        assert!(period_lead(&q, &reference, &m, span) < p.min_period_lead);
+        let without_rule = MatchParams {
+            min_period_lead: f64::NEG_INFINITY,
+            ..p.clone()
+        };
+        let kept = verify_candidates(&refs, &q, vec![m.clone()], 1e3, &without_rule).unwrap();
+        assert!(
+            kept.first().is_some_and(|k| k.confidence > 0.99),
+            "{kept:?}"
+        );
+        assert!(verify_candidates(&refs, &q, vec![m.clone()], 1e3, &p)
+            .unwrap()
+            .is_empty());
+
+        let q = QueryPeaks::new(&reference, (6, 232), frames);
+        assert!(period_lead(&q, &reference, &m, span) > 5.0);
+        let kept = verify_candidates(&refs, &q, vec![m], 1e3, &p).unwrap();
+        assert!(
+            kept.first()
+                .is_some_and(|k| k.verification.is_some_and(|v| v.period_lead > 5.0)),
+            "{kept:?}"
         );
     }
 

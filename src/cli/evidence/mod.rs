@@ -222,6 +222,9 @@ fn meaning(key: &str) -> &'static str {
         "rival_hits" => "hashes aligned at the reference's best other alignment here",
         "rival_shift_s" => "where that other alignment lies, in reference seconds from this one",
         "rival_lead_sd" => "standard deviations by which this one out-verifies it (close races)",
+        "period_lead_sd" => {
+            "standard deviations by which it out-verifies the reference shifted by a beat or bar"
+        }
         "query_frames" => "first and last upload frame with an aligned hash",
         "offset_frames" => "reference frame at upload frame 0 (the alignment checked)",
         "time_factor" => "reference frames per upload frame (the edit checked)",
@@ -305,6 +308,15 @@ fn words(b: &Basis, m: &MatchRecord, rules: &Rules) -> Vec<String> {
             rules.min_lead_sd
         ));
     }
+    if let Some(sd) = b.period_lead_sd {
+        out.push(format!(
+            "<b>Groove.</b> Shifted by its own strongest repetition periods (a beat, a bar, a \
+             loop), the reference fits the upload worse: on the peaks that tell the alignments \
+             apart, this one is better by at least {sd} standard deviations (a match needs {}; \
+             music in the same groove fits every shift alike).",
+            rules.min_period_sd
+        ));
+    }
     out.push(format!("<b>Edit found.</b> {}", factors(m, a.freq_factor)));
     out
 }
@@ -368,6 +380,12 @@ fn stop_words(s: &Stop, m: &MatchRecord) -> String {
              hashes (needs {need}); the peaks that tell the two apart do not settle it ({} \
              standard deviations, needs {need_sd}), nor does the reference repeat itself there.",
             lead_sd.map_or("no".to_string(), |x| x.to_string())
+        ),
+        Stop::Period { lead_sd, need_sd } => format!(
+            "Shifted by one of its own repetition periods (a beat, a bar, a loop), the reference \
+             fits the upload nearly as well: this alignment is better by only {lead_sd} standard \
+             deviations on the peaks that tell them apart (needs {need_sd}). That is music in the \
+             same groove, not this recording."
         ),
         Stop::Overruled => "It passes each rule on its own, but a stronger or ambiguous \
                             alignment over the same stretch of the upload was preferred."

@@ -339,6 +339,7 @@ pub fn evaluate(
         min_fraction: 0.0,
         min_lift: 0.0,
         min_margin: 0,
+        min_period_lead: f64::NEG_INFINITY,
         min_confidence: 0.0,
         ..mp.clone()
     };
@@ -399,6 +400,17 @@ pub fn evaluate(
                         }
                         false => None,
                     };
+                    // The comparison with the reference's repetition periods (as for a match).
+                    let period = {
+                        let reference = diagnosis.peaks(c.track)?;
+                        let lead = matching::verify::period_lead(
+                            peaks,
+                            &reference,
+                            c,
+                            peaks.widen(c.query_frames),
+                        );
+                        lead.is_finite().then_some(lead)
+                    };
                     let v = c.verification.unwrap_or(matching::Verification {
                         checked: 0,
                         found: 0,
@@ -408,11 +420,12 @@ pub fn evaluate(
                         event_chance: 0.0,
                         searched: 0.0,
                         rival_lead: 0.0,
+                        period_lead: 0.0,
                     });
                     let row = serde_json::json!({"query": t.query_file, "distortion": t.distortion, "clip": t.clip_len_s,
                         "truth": t.ref_file, "ref": name, "right": !t.ref_file.is_empty() && name == base(&t.ref_file),
                         "time": c.warp.time, "freq": c.warp.freq, "offset": c.offset, "q0": c.query_frames.0, "q1": c.query_frames.1, "score": c.score, "rival": c.rival,
-                        "lead": race.map(|r| r.lead), "self_similarity": race.map(|r| r.self_similarity), "own": race.map(|r| r.own),
+                        "lead": race.map(|r| r.lead), "self_similarity": race.map(|r| r.self_similarity), "own": race.map(|r| r.own), "period": period,
                         "found": v.found, "checked": v.checked, "chance": v.chance, "events": v.events, "events_found": v.events_found, "event_chance": v.event_chance, "searched": v.searched, "confidence": c.confidence});
                     writeln!(d, "{row}")?;
                 }
