@@ -31,10 +31,11 @@
 //! key at every shift by its period, and the search keeps the best of those shifts. So every
 //! match is also compared with the reference shifted by its own strongest repetition lags
 //! (`offset ± lag`, [`PERIOD_RIVALS`] lags of 0.13–6.4 s): on the peaks that tell the two
-//! alignments apart it must be better by `MatchParams::min_period_lead` standard deviations. The recording is
-//! better at its own offset; other music in the same groove is not (a recording scanned against
-//! its own time-reversed copy was the measured case: docs/EVASION.md, session 16). A lag at which
-//! the reference repeats itself is skipped: there both alignments are the recording.
+//! alignments apart it must be better by `MatchParams::min_period_lead` standard deviations.
+//! The recording is better at its own offset; other music in the same groove is not (a recording
+//! scanned against its own time-reversed copy was the measured case: docs/EVASION.md, session
+//! 16). A lag at which the reference repeats itself is skipped: there both alignments are the
+//! recording.
 
 use std::collections::HashMap;
 
