@@ -112,14 +112,8 @@ impl Basis {
             rival_shift_s: m
                 .rival_offset
                 .map(|r| ((r - m.offset) as f64 * frame_s * 1000.0).round() / 1000.0),
-            rival_lead_sd: v
-                .rival_lead
-                .is_finite()
-                .then(|| (v.rival_lead * 100.0).round() / 100.0),
-            period_lead_sd: v
-                .period_lead
-                .is_finite()
-                .then(|| (v.period_lead * 100.0).round() / 100.0),
+            rival_lead_sd: Some(sd(v.rival_lead)).filter(|x| x.is_finite()),
+            period_lead_sd: Some(sd(v.period_lead)).filter(|x| x.is_finite()),
             alignment: Alignment {
                 query_frames: [m.query_frames.0, m.query_frames.1],
                 offset_frames: m.offset,
@@ -733,6 +727,11 @@ impl matching::References for Alone<'_> {
     }
 }
 
+/// Standard deviations as reports give them: to two decimals.
+fn sd(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
 /// The rules of `p` that alignment `m` fails ([`Stop::Overruled`] when it fails none).
 fn stops(m: &Match, query: &QueryPeaks, reference: &[Peak], p: &MatchParams) -> Vec<Stop> {
     let mut out = Vec::new();
@@ -763,9 +762,7 @@ fn stops(m: &Match, query: &QueryPeaks, reference: &[Peak], p: &MatchParams) -> 
             out.push(Stop::Tie {
                 lead_hits: m.score as i64 - m.rival as i64,
                 need: p.min_margin,
-                lead_sd: rival
-                    .map(|r| (r.lead * 100.0).round() / 100.0)
-                    .filter(|x| x.is_finite()),
+                lead_sd: rival.map(|r| sd(r.lead)).filter(|x| x.is_finite()),
                 need_sd: verify::DECISIVE_Z,
             });
         }
@@ -773,7 +770,7 @@ fn stops(m: &Match, query: &QueryPeaks, reference: &[Peak], p: &MatchParams) -> 
     let lead = verify::period_lead(query, reference, m, query.widen(m.query_frames));
     if lead < p.min_period_lead {
         out.push(Stop::Period {
-            lead_sd: (lead * 100.0).round() / 100.0,
+            lead_sd: sd(lead),
             need_sd: p.min_period_lead,
         });
     }

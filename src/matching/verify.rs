@@ -433,9 +433,8 @@ pub fn period_lead(query: &QueryPeaks, reference: &[Peak], m: &Match, span: (u32
 fn repetition_lags(reference: &[Peak], offset: i64, span: (u32, u32), warp: Warp) -> Vec<i64> {
     let (min, max) = (*PERIOD_LAGS.start(), *PERIOD_LAGS.end());
     let mut count = vec![0u32; max + 2];
-    let stretch: Vec<&Peak> = aligned_stretch(reference, offset, span, warp).collect();
     let mut from = 0;
-    for p in &stretch {
+    for p in aligned_stretch(reference, offset, span, warp) {
         let first = p.frame as usize + min;
         from += reference[from..].partition_point(|q| (q.frame as usize) < first);
         for q in reference[from..]
@@ -819,29 +818,17 @@ mod tests {
                 sub: [0, 0],
             })
             .collect();
-        let layered = |melody: Vec<Peak>| -> Vec<Peak> {
+        // A recording on the grid: the drums under a melody of its own (`seed`), off the beat.
+        let layered = |seed: u32| -> Vec<Peak> {
+            let melody = scattered(250, seed).into_iter().map(|p| Peak {
+                frame: p.frame * 2 + 1,
+                ..p
+            });
             let mut v: Vec<Peak> = grid.iter().copied().chain(melody).collect();
             v.sort_by_key(|p| (p.frame, p.bin));
             v
         };
-        let reference = layered(
-            scattered(250, 7)
-                .into_iter()
-                .map(|p| Peak {
-                    frame: p.frame * 2 + 1,
-                    ..p
-                })
-                .collect(),
-        );
-        let other = layered(
-            scattered(250, 13)
-                .into_iter()
-                .map(|p| Peak {
-                    frame: p.frame * 2 + 1,
-                    ..p
-                })
-                .collect(),
-        );
+        let (reference, other) = (layered(7), layered(13));
         let refs = One(reference.clone(), frames);
         let mut m = candidate(0, 0);
         (m.rival, m.rival_offset, m.query_frames) = (0, None, (0, frames - 1));
