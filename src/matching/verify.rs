@@ -804,6 +804,52 @@ mod tests {
     }
 
     #[test]
+    fn a_recording_under_noise_that_hides_most_of_its_peaks_is_a_match() {
+        // An upload with one noise peak a frame (chance 4 %) that kept one reference peak in
+        // seven: 19 % found, under the old 20 % floor, but 4.6 times chance over 2000 frames.
+        // What stops a weak resemblance is the lift over chance, not an absolute share.
+        let frames = 2000u32;
+        let reference: Vec<Peak> = scattered(400, 3);
+        let mut seed = 777u32;
+        let mut next = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            seed >> 8
+        };
+        let mut peaks: Vec<Peak> = (0..frames)
+            .map(|i| Peak {
+                frame: i,
+                bin: (6 + next() % 226) as u16,
+                salience: 1.0,
+                sub: [0, 0],
+            })
+            .collect();
+        peaks.extend(reference.iter().step_by(7).copied());
+        peaks.sort_by_key(|p| (p.frame, p.bin));
+        let upload = QueryPeaks::new(&peaks, (6, 232), frames);
+        let v = upload.verify(&reference, 0, (0, frames - 1), Warp::IDENTITY);
+        assert!(
+            (0.12..0.2).contains(&v.fraction()) && v.fraction() > 3.0 * v.chance,
+            "{v:?}"
+        );
+        let refs = One(reference.clone(), frames);
+        let mut m = candidate(0, 0);
+        (m.rival, m.rival_offset, m.query_frames) = (0, None, (0, frames - 1));
+        let p = MatchParams::default();
+        let kept = verify_candidates(&refs, &upload, vec![m.clone()], 1e3, &p).unwrap();
+        assert!(
+            kept.first().is_some_and(|k| k.confidence > 0.99),
+            "{kept:?}"
+        );
+        let old_floor = MatchParams {
+            min_fraction: 0.2,
+            ..p
+        };
+        assert!(verify_candidates(&refs, &upload, vec![m], 1e3, &old_floor)
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
     fn a_groove_shared_with_another_recording_is_not_a_match() {
         // Reference: a drum grid (a kick every 50 frames at bin 40, a snare between at bin 120)
         // under a melody of its own. Another recording on the same grid, with its own melody,
