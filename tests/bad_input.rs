@@ -204,14 +204,19 @@ fn odd_but_valid_audio_is_handled() {
         );
     }
 
-    // One sample, ten minutes of silence: no match, no error.
+    // One sample, ten minutes of silence, and a float file of finite but absurd samples (its
+    // FFT overflowed, and the resampler panicked): no match, no error.
     let one = s.path("one.wav");
     nasheed_harness::synth::write_wav(&one, &[0.5], 44100, 1).unwrap();
     let silence = s.path("silence.wav");
     nasheed_harness::synth::write_wav(&silence, &vec![0.0; 8000 * 600], 8000, 1).unwrap();
-    let (code, recs) = scan(&s.db(), &[&one, &silence]);
+    let loud = s.path("loud.wav");
+    let absurd: Vec<f32> = (0..44100).map(|i| [3e38, -3e38][i / 100 % 2]).collect();
+    write_f32_wav(&loud, &absurd, 44100, 1);
+    let (code, recs) = scan(&s.db(), &[&one, &silence, &loud]);
     assert!(code == 0 || code == 2, "{recs:?}");
     assert!(recs.iter().all(|r| r.matches.is_empty()));
+    assert!(recs[2].error.is_none(), "{recs:?}");
     assert!(
         recs[0]
             .error

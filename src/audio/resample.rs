@@ -14,6 +14,10 @@ const MAX_RATE: u32 = 768_000;
 /// Lowest input rate accepted.
 const MIN_RATE: u32 = 1_000;
 
+/// Largest sample magnitude passed on. Decoded audio lies within ±1, float files may hold
+/// more; past this a chunk's FFT could overflow to infinity.
+const MAX_SAMPLE: f32 = 1e6;
+
 /// Streaming mono resampler from one fixed rate to another (or a pass-through).
 pub struct Resampler {
     inner: Option<Fft<f32>>,
@@ -62,10 +66,14 @@ impl Resampler {
     }
 
     /// Feeds input samples; appends the output now available to `out`. NaN and infinite samples
-    /// (float files can hold them) become silence: one of them would poison the FFT of its chunk.
+    /// (float files can hold them) become silence and absurdly loud ones are clipped to
+    /// [`MAX_SAMPLE`]: either would poison the FFT of its chunk.
     pub fn process(&mut self, input: &[f32], out: &mut Vec<f32>) -> Result<()> {
         self.frames_in += input.len() as u64;
-        let clean = input.iter().map(|&x| if x.is_finite() { x } else { 0.0 });
+        let clean = input.iter().map(|&x| match x.is_finite() {
+            true => x.clamp(-MAX_SAMPLE, MAX_SAMPLE),
+            false => 0.0,
+        });
         let Some(fft) = self.inner.as_mut() else {
             out.extend(clean);
             self.frames_out += input.len() as u64;
@@ -201,6 +209,8 @@ mod tests {
         x[100] = f32::NAN;
         x[2000] = f32::INFINITY;
         x[3000] = f32::NEG_INFINITY;
+        // Finite, but a chunk of them overflows the FFT (a float file can hold anything).
+        x[5000..9000].fill(3e38);
         let y = run(&x, 44100, 1000);
         assert_eq!(y.len(), 8000);
         assert!(y.iter().all(|v| v.is_finite()));
