@@ -571,6 +571,21 @@ mod tests {
             .collect()
     }
 
+    /// `per_frame` peaks in each of `frames` frames at pseudo-random bins: broadband noise.
+    fn noise_peaks(frames: u32, per_frame: u32, mut seed: u32) -> Vec<Peak> {
+        (0..per_frame * frames)
+            .map(|i| {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                Peak {
+                    frame: i / per_frame,
+                    bin: (6 + (seed >> 8) % 226) as u16,
+                    salience: 1.0,
+                    sub: [0, 0],
+                }
+            })
+            .collect()
+    }
+
     fn candidate(offset: i64, rival: i64) -> Match {
         Match {
             track: TrackId(1),
@@ -753,19 +768,7 @@ mod tests {
         // the recording. The same upload holding 60 % of them is.
         let frames = 2000u32;
         let reference: Vec<Peak> = scattered(400, 3);
-        let mut seed = 12345u32;
-        let mut next = || {
-            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            seed >> 8
-        };
-        let noise: Vec<Peak> = (0..3 * frames)
-            .map(|i| Peak {
-                frame: i / 3,
-                bin: (6 + next() % 226) as u16,
-                salience: 1.0,
-                sub: [0, 0],
-            })
-            .collect();
+        let noise = noise_peaks(frames, 3, 12345);
         let upload = |every: usize| -> QueryPeaks {
             let mut peaks: Vec<Peak> = noise.clone();
             peaks.extend(reference.iter().step_by(every).copied());
@@ -810,19 +813,7 @@ mod tests {
         // What stops a weak resemblance is the lift over chance, not an absolute share.
         let frames = 2000u32;
         let reference: Vec<Peak> = scattered(400, 3);
-        let mut seed = 777u32;
-        let mut next = || {
-            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            seed >> 8
-        };
-        let mut peaks: Vec<Peak> = (0..frames)
-            .map(|i| Peak {
-                frame: i,
-                bin: (6 + next() % 226) as u16,
-                salience: 1.0,
-                sub: [0, 0],
-            })
-            .collect();
+        let mut peaks = noise_peaks(frames, 1, 777);
         peaks.extend(reference.iter().step_by(7).copied());
         peaks.sort_by_key(|p| (p.frame, p.bin));
         let upload = QueryPeaks::new(&peaks, (6, 232), frames);
